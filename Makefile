@@ -1,0 +1,39 @@
+# leptonhub: `make demo` and `make test` set everything up on a fresh machine with Python 3.10+.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+OUT    ?= leptonhub-report
+
+.PHONY: install demo test check-sync nbtest pytest bench lab clean
+
+$(STAMP): setup.py settings.ini
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "torch==2.13.0"
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install leptonhub with its dev tools
+
+demo: $(STAMP) ## run the end-to-end medical sharing case; the report lands in $(OUT)/
+	$(BIN)/leptonhub demo --out $(OUT)
+
+test: $(STAMP) check-sync nbtest pytest ## library in sync with notebooks, clean notebooks, notebook tests, pytest
+
+check-sync: $(STAMP) ## nbdev_export and nbdev_clean must change nothing
+	PATH=$(BIN):$$PATH sh .ci/check-sync
+
+nbtest: $(STAMP) ## run every notebook as a test (slow and gpu cells skipped; add them with FLAGS="slow gpu")
+	$(BIN)/nbdev_test --n_workers 2 $(if $(FLAGS),--flags "$(FLAGS)")
+
+pytest: $(STAMP) ## the tests in tests/
+	$(BIN)/python -m pytest -q tests
+
+bench: $(STAMP) ## benchmarks against their baselines (see bench/README.md)
+	$(BIN)/python bench/bench_ingest.py
+
+lab: $(STAMP) ## open the notebooks in JupyterLab
+	$(BIN)/jupyter lab nbs
+
+clean: ## remove the virtual environment and build outputs
+	rm -rf $(VENV) *.egg-info build dist _docs _proc $(OUT)
