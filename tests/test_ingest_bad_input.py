@@ -203,6 +203,7 @@ def test_dotdot_source_name_is_only_a_label(tmp_path):
 def test_dotdot_in_path_reads_that_file(tmp_path):
     "A path with `..` segments reads the file it points to, named after its stem."
     write(tmp_path/'data'/'site.csv', 'a,b\n1,2\n')
+    (tmp_path/'other').mkdir()
     df = collect(tmp_path/'other'/'..'/'data'/'site.csv')
     assert df.source.tolist() == ['site'] and df.a.tolist() == [1]
 
@@ -319,7 +320,7 @@ MIXED = ('id,age,bp\n'
          'p1,50,120\n'      # line 7: exact duplicate of line 2
          'p2,62,140\n'      # line 8: repeats the key of line 3
          ',30,100\n'        # line 9: id missing
-         'p5,?,90\n')       # line 10: kept, age missing
+         'p5,45,?\n')       # line 10: kept, bp missing
 
 def test_exact_duplicates_keep_the_first(tmp_path):
     "The first copy stays; each later copy is quarantined with a reason naming the first's line."
