@@ -59,8 +59,8 @@ BAD_FILES = [ # id, file name, content, collect kwargs, error type, row, message
     ('binary-junk-no-nul', 'junk.csv', bytes(range(1, 256)) * 8, {}, InputError, None, None),
     ('nul-bytes', 'nul.csv', b'a,b\n1,2\n3\x00,4\n', {}, InputError, None, 'NUL bytes'),
     ('latin1-header-as-utf8', 'l.csv', 'größe;gewicht\n1,72;68\n'.encode('latin-1'), {'encoding': 'utf-8'},
-     InputError, None, 'is not valid utf-8 text (byte 2)'),
-    ('latin1-values-as-utf8', 'l.csv', LATIN1_VALUES, {'encoding': 'utf-8'}, InputError, None, 'is not valid utf-8 text (byte 13)'),
+     InputError, 1, 'is not valid utf-8 text (byte 2)'),
+    ('latin1-values-as-utf8', 'l.csv', LATIN1_VALUES, {'encoding': 'utf-8'}, InputError, 2, 'is not valid utf-8 text (byte 13)'),
     ('invalid-json', 'bad.json', '[{"a": 1},\n {"a": 2,]', {}, InputError, 2, 'is not valid JSON'),
     ('invalid-jsonl', 'bad.jsonl', '{"a": 1}\n{"a": 2\n{"a": 3}\n', {}, InputError, 2, 'is not valid JSON'),
     ('json-list-of-numbers', 'n.json', '[1, 2, 3]', {}, InputError, None, 'JSON must hold records'),
@@ -168,6 +168,12 @@ def test_every_row_unreadable(tmp_path):
     path = write(tmp_path/'txt.csv', 'a\nx\ny\n')
     fails(InputError, lambda: ingest([path], schema=Schema({'a': Field('int')})), file=path, row=2,
           says="every row is invalid (2); the first: a: 'x' is not a valid int")
+
+def test_keys_not_in_schema(tmp_path):
+    "Dedupe keys that are not schema columns are a `SchemaError` naming the key."
+    path = write(tmp_path/'k.csv', 'id,age,bp\np1,50,120\n')
+    e = fails(SchemaError, lambda: ingest([path], schema=SCHEMA, keys=['patient']), says="['patient']")
+    assert e.column == 'patient'
 
 CONFUSABLES = {'cyrillic-a': '\u0430ge', 'fullwidth': '\uff41\uff47\uff45', 'zero-width-space': 'age\u200b',
                'greek-omicron': 'bl\u03bfod'}
