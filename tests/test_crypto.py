@@ -132,7 +132,8 @@ def test_truncating_anywhere_is_detected(dcb, draw):
     data, chunk, bid = dcb
     sealed = bytes(seal(data, KEY, bid, chunk))
     near_boundary = st.builds(lambda k, off: HEADER + k * (chunk + TAG) + off,
-                              st.integers(0, n_chunks(len(data), chunk)), st.integers(-TAG - 2, TAG + 2))
+                              st.integers(0, n_chunks(len(data), chunk) - 1),
+                              st.sampled_from([-1, 0, 1, TAG - 1, TAG, TAG + 1]) | st.integers(-TAG - 2, TAG + 2))
     cut = draw.draw(st.one_of(st.integers(0, len(sealed) - 1), near_boundary).map(lambda c: min(max(c, 0), len(sealed) - 1)), label='cut')
     rejects(sealed[:cut], KEY, bid)
 
