@@ -8,25 +8,12 @@ from __future__ import annotations
 import argparse, json, platform, resource, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
+from visits import SEED, SITES, GRADES, SEXES, bench_schema
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE/'results'/'ingest.json'
-DUP_SHARE, INVALID_SHARE, SEED = 0.05, 0.02, 20260501
-SITES, GRADES, SEXES = ['north', 'south', 'east', 'west'], ['a', 'b', 'c'], ['F', 'M']
+DUP_SHARE, INVALID_SHARE = 0.05, 0.02
 TARGET = 3.0 # leptonhub time / floor time
-
-# ---------------------------------------------------------------- the schema the generator follows
-
-def bench_schema():
-    "The declared schema of the generated table: its ranges are the generator's."
-    from leptonhub.platform.schema import Schema, Field
-    return Schema({
-        'id': Field('str', nullable=False), 'age': Field('int', min=18, max=100),
-        'sex': Field('category', values=SEXES), 'site': Field('category', values=SITES),
-        'grade': Field('category', values=GRADES), 'visits': Field('int', min=0, max=50),
-        'smoker': Field('int', values=[0, 1]), 'bp': Field('float', min=60, max=250),
-        'chol': Field('float', min=85, max=650), 'bmi': Field('float', min=10, max=60),
-        'score': Field('float', min=0, max=1), 'visit_date': Field('datetime')})
 
 # ---------------------------------------------------------------- generation
 

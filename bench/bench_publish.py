@@ -11,25 +11,13 @@ from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa
+from visits import SEED, SITES, GRADES, SEXES, bench_schema
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE/'results'/'publish.json'
-SEED = 20260501
-SITES, GRADES, SEXES = ['north', 'south', 'east', 'west'], ['a', 'b', 'c'], ['F', 'M']
 TARGET = 3.0 # leptonhub time / baseline time, for publish + read
 
-# ---------------------------------------------------------------- data and its declared schema
-
-def bench_schema():
-    "The declared schema of the generated table: its ranges are the generator's."
-    from leptonhub.platform.schema import Schema, Field
-    return Schema({
-        'id': Field('str', nullable=False), 'age': Field('int', min=18, max=100),
-        'sex': Field('category', values=SEXES), 'site': Field('category', values=SITES),
-        'grade': Field('category', values=GRADES), 'visits': Field('int', min=0, max=50),
-        'smoker': Field('int', values=[0, 1]), 'bp': Field('float', min=60, max=250),
-        'chol': Field('float', min=85, max=650), 'bmi': Field('float', min=10, max=60),
-        'score': Field('float', min=0, max=1), 'visit_date': Field('datetime')})
+# ---------------------------------------------------------------- the data
 
 def generate(n:int, seed:int=SEED) -> pd.DataFrame:
     "`n` distinct, valid records in 12 typed columns: ints, floats, three categoricals, a unique id and a date."
