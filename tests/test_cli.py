@@ -66,3 +66,47 @@ def test_missing_schema_column_names_the_column(tmp_path):
 def test_usage_errors_exit_2():
     p = run('quality')
     assert p.returncode == 2 and 'sources' in p.stderr
+
+
+def visits_csv(tmp_path, n=60):
+    "A small visits table with quasi-identifiers and a diagnosis."
+    import numpy as np
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({'name': [f'person {i}' for i in range(n)], 'age': rng.integers(20, 80, n),
+                       'zip': rng.choice(['94110', '94117', '10001', '10002'], n), 'dx': rng.choice(['flu', 'cold', 'none'], n)})
+    df.to_csv(tmp_path/'visits.csv', index=False)
+    return df
+
+def test_anonymize_cli_reports_and_writes(tmp_path):
+    df = visits_csv(tmp_path)
+    (tmp_path/'h').mkdir()
+    pd.DataFrame({0: ['94110', '94117', '10001', '10002'], 1: ['941**'] * 2 + ['100**'] * 2, 2: ['*'] * 4}).to_csv(tmp_path/'h'/'zip.csv', sep=';', header=False, index=False)
+    p = run('anonymize', tmp_path/'visits.csv', '--qi', 'age,zip', '--k', '5', '--sensitive', 'dx', '--l', '2', '--hierarchies', tmp_path/'h',
+            '--drop', 'name', '--out', tmp_path/'out.csv', '--json')
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout)
+    assert s['k'] >= 5 and s['l'] >= 2 and 0 <= s['ncp'] <= 1 and s['rows'] == 60 and {'suppressed', 'classes', 'seconds'} <= set(s)
+    out = pd.read_csv(tmp_path/'out.csv', dtype=str)
+    assert list(out.columns) == ['age', 'zip', 'dx'] and len(out) == 60
+    assert set(out.zip) <= {'94110', '94117', '10001', '10002', '941**', '100**', '*'}
+    assert out.groupby(['age', 'zip']).size().min() >= 5
+
+def test_risk_cli_before_and_after(tmp_path):
+    visits_csv(tmp_path)
+    before = json.loads(run('risk', tmp_path/'visits.csv', '--qi', 'age,zip', '--json').stdout)
+    run('anonymize', tmp_path/'visits.csv', '--qi', 'age,zip', '--k', '5', '--out', tmp_path/'k5.csv')
+    after = json.loads(run('risk', tmp_path/'k5.csv', '--qi', 'age,zip', '--json').stdout)
+    assert {'prosecutor_max', 'prosecutor_avg', 'marketer', 'uniques'} <= set(before)
+    assert before['uniques'] > 0 and after['uniques'] == 0 and after['prosecutor_max'] <= 0.2 < before['prosecutor_max']
+
+@pytest.mark.parametrize('args,says', [
+    (['--qi', 'age,zipcode', '--k', '5'], "no column 'zipcode'"),
+    (['--qi', 'age', '--k', '500'], 'larger than the table'),
+    (['--qi', 'age', '--k', '5', '--sensitive', 'age', '--l', '2'], 'both a quasi-identifier and the sensitive'),
+    (['--qi', 'age', '--k', '5', '--sensitive', 'dx', '--l', '9'], 'no grouping can reach l = 9'),
+])
+def test_anonymize_cli_bad_requests(tmp_path, args, says):
+    visits_csv(tmp_path)
+    p = run('anonymize', tmp_path/'visits.csv', *args, '--out', tmp_path/'o.csv')
+    assert p.returncode == 1 and p.stderr.count('\n') == 1 and says in p.stderr
+    assert not (tmp_path/'o.csv').exists()
