@@ -82,7 +82,7 @@ def test_anonymize_cli_reports_and_writes(tmp_path):
     (tmp_path/'h').mkdir()
     pd.DataFrame({0: ['94110', '94117', '10001', '10002'], 1: ['941**'] * 2 + ['100**'] * 2, 2: ['*'] * 4}).to_csv(tmp_path/'h'/'zip.csv', sep=';', header=False, index=False)
     p = run('anonymize', tmp_path/'visits.csv', '--qi', 'age,zip', '--k', '5', '--sensitive', 'dx', '--l', '2', '--hierarchies', tmp_path/'h',
-            '--drop', 'name', '--out', tmp_path/'out.csv', '--json')
+            '--drop', 'name', '--max-suppression', '0.0', '--l-kind', 'distinct', '--out', tmp_path/'out.csv', '--json')
     assert p.returncode == 0, p.stderr
     s = json.loads(p.stdout)
     assert s['k'] >= 5 and s['l'] >= 2 and 0 <= s['ncp'] <= 1 and s['rows'] == 60 and {'suppressed', 'classes', 'seconds'} <= set(s)
