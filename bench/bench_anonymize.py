@@ -8,12 +8,11 @@ formula and leptonhub's `ncp()` on every method's classes. A scale test then tim
 resampled, jittered rows. Results go to `bench/results/anonymize.json`.
 """
 from __future__ import annotations
+from results_io import finish
 import argparse, builtins, importlib, json, os, platform, sys, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE/'results'/'anonymize.json'
 ADULT = Path(__file__).resolve().parents[2]/'shared'/'data'/'adult'/'raw'/'adult.data'  # ../shared beside the checkout
 ADULT_COLS = ['age', 'workclass', 'fnlwgt', 'education', 'education_num', 'marital_status', 'occupation', 'relationship',
               'race', 'sex', 'capital_gain', 'capital_loss', 'hours_per_week', 'native_country', 'income']
@@ -302,11 +301,7 @@ def main(a:argparse.Namespace) -> int:
               'scale_rows': a.scale_rows, 'scale': scale,
               'targets': {'time_ratio': TIME_TARGET, 'ncp_pct': NCP_TARGET, 'scale_seconds': SCALE_TARGET},
               'problems': problems, **versions()}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + '\n')
-    print(f'results: {RESULTS}')
-    for p in problems: print(f'CHECK FAILED: {p}', file=sys.stderr)
-    return 1 if problems else 0
+    return finish('anonymize', report, problems)
 
 def parse(argv=None) -> argparse.Namespace:
     "Command-line arguments."

@@ -5,14 +5,13 @@ All methods run in this one process on the same buffer, interleaved round by rou
 round trip is checked byte for byte. Results go to `bench/results/crypto.json`.
 """
 from __future__ import annotations
+from results_io import save
 import argparse, json, os, platform, sys, time
 from pathlib import Path
 import numpy as np
 import cryptography
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE/'results'/'crypto.json'
 SEED, BLOB_ID = 20260501, 'bench'
 TARGET = 0.8 # leptonhub throughput / raw AES-GCM throughput
 SWEEP_MIB = (1, 4, 16) # chunk sizes tried besides the default
@@ -115,12 +114,6 @@ def table(res:dict) -> str:
     lines.append(f'target: >= {TARGET:g} x raw encrypt/decrypt for seal, open and both: {verdict} it')
     return '\n'.join(lines)
 
-def save(report:dict) -> Path:
-    "Write `report` as JSON to `bench/results/crypto.json`."
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + '\n')
-    return RESULTS
-
 def cpu() -> str:
     "The CPU's model name where the system says it."
     try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
@@ -136,7 +129,7 @@ def main(mib:int, repeat:int) -> int:
     report = {'mib': mib, 'repeat': repeat, **res, 'target_ratio': TARGET, 'meets_target': min(res['ratios']['raw'].values()) >= TARGET,
               'python': platform.python_version(), 'cryptography': cryptography.__version__,
               'openssl': backend.openssl_version_text(), 'machine': platform.machine(), 'cpu': cpu(), 'cpus': os.cpu_count()}
-    print(f'results: {save(report)}')
+    print(f"results: {save('crypto', report)}")
     for e in res['errors']: print(f'ROUND TRIP MISMATCH: {e}', file=sys.stderr)
     return 1 if res['errors'] else 0
 

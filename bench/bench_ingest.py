@@ -5,13 +5,12 @@ Each method runs in its own fresh Python process (best of `--repeat` runs, peak 
 `bench/results/ingest.json`.
 """
 from __future__ import annotations
+from results_io import finish
 import argparse, json, platform, resource, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from visits import SEED, SITES, GRADES, SEXES, bench_schema
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE/'results'/'ingest.json'
 DUP_SHARE, INVALID_SHARE = 0.05, 0.02
 TARGET = 3.0 # leptonhub time / floor time
 
@@ -129,12 +128,6 @@ def table(gen:dict, floor:dict, lep:dict) -> str:
     return '\n'.join(lines + [f'leptonhub steps (s, last run): {steps}',
                               f'ratio leptonhub / floor: {ratio:.2f}x ({verdict} the target of <= {TARGET:g}x)'])
 
-def save(report:dict) -> Path:
-    "Write `report` as JSON to `bench/results/ingest.json`."
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + '\n')
-    return RESULTS
-
 def main(rows:int, repeat:int) -> int:
     "Generate the data, measure both methods, print and save the report; non-zero exit if the counts disagree."
     with tempfile.TemporaryDirectory(prefix='bench_ingest_') as tmp:
@@ -150,10 +143,7 @@ def main(rows:int, repeat:int) -> int:
     report = {'rows': rows, 'repeat': repeat, 'generated': gen, 'floor': floor, 'leptonhub': lep,
               'ratio': lep['best_s'] / floor['best_s'], 'target_ratio': TARGET, 'count_errors': problems,
               'python': platform.python_version(), 'pandas': pd.__version__, 'machine': platform.machine()}
-    print(f'results: {save(report)}')
-    for p in problems: print(f'COUNT MISMATCH: {p}', file=sys.stderr)
-    assert not problems, problems
-    return 0
+    return finish('ingest', report, problems)
 
 def parse(argv=None) -> argparse.Namespace:
     "Command-line arguments."

@@ -6,6 +6,7 @@ leptonhub round publishes into a fresh hub in a temporary folder. What each roun
 against what was generated. Results go to `bench/results/publish.json`.
 """
 from __future__ import annotations
+from results_io import finish
 import argparse, json, platform, resource, sys, tempfile, time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -13,8 +14,6 @@ from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa
 from visits import SEED, SITES, GRADES, SEXES, bench_schema
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE/'results'/'publish.json'
 TARGET = 3.0 # leptonhub time / baseline time, for publish + read
 
 # ---------------------------------------------------------------- the data
@@ -160,11 +159,7 @@ def main(rows:int, repeat:int) -> int:
               'ratio_read': lep['best_read_s'] / base['best_read_s'], 'target_ratio': TARGET, 'problems': problems,
               'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == 'darwin' else 1024) / 2**20,
               'python': platform.python_version(), 'pandas': pd.__version__, 'pyarrow': pa.__version__, 'machine': platform.machine()}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + '\n')
-    print(f'results: {RESULTS}')
-    for p in problems: print(f'MISMATCH: {p}', file=sys.stderr)
-    return 1 if problems else 0
+    return finish('publish', report, problems)
 
 def parse(argv=None) -> argparse.Namespace:
     "Command-line arguments."
