@@ -293,7 +293,7 @@ def test_grant_deny_matrix(world, tmp_path, later, role, action):
         out = act(factory, action)
         if action.startswith('read'):
             last = admin.audit().iloc[-1]
-            assert (last.actor, last.action, last.view, last.outcome, last.rows) == (
+            assert (last.actor, last.action, last['view'], last.outcome, last.rows) == (
                 PRINCIPAL[role], 'read', action[5:], 'ok', N_ROWS - N_BAD)
         check_allowed(action, out, home)
         assert admin.verify_audit()
@@ -424,7 +424,7 @@ def test_columns_view_checks_its_columns(hub1):
     # the owner's own columns view is checked the same way, and the refusal is audited
     with pytest.raises(InputError, match=r"no columns \['zz'\]"): hub1.read('d', view='columns', columns=['zz'])
     last = hub1.audit().iloc[-1]
-    assert (last.action, last.view, last.outcome) == ('read', 'columns', 'denied')
+    assert (last.action, last['view'], last.outcome) == ('read', 'columns', 'denied')
 
 def test_grant_needs_a_purpose(hub1):
     for purpose in ('', '   ', None):
