@@ -14,8 +14,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 from threadpoolctl import threadpool_limits
 from leptonhub.core import InputError
-from leptonhub.apps.train import (DPConfig, TabularData, TabularMLP, encode, evaluate, exposure, fit, membership_attack, mlp_for,
-                                  model_card, seed_everything, sklearn_baseline, split_rows, train_epoch)
+from leptonhub.apps.train import (DPConfig, TabularMLP, evaluate, exposure, fit, membership_attack, mlp_for, model_card, seed_everything,
+                                  sklearn_baseline, split_rows, train_epoch)
+from leptonhub.platform import data
 
 @pytest.fixture(autouse=True, scope='module')
 def one_thread():
@@ -145,38 +146,71 @@ def test_hf_style_output_uses_its_loss_and_logits():
     assert res['loss'] == pytest.approx(ce, rel=1e-5) and res['proba'].shape == (len(y), 2)
 
 def test_tables_become_the_contract_and_train():
+    "The hub's loaders carry one encoder from the training rows to the others; `mlp_for`, `fit` and the baseline take them as they are."
     df = table()
     tr, va, te = split_rows(df, stratify='sick', seed=0)
-    enc = encode(tr, 'sick')
-    assert (enc.num, enc.cat, enc.flags, enc.classes) == (['age', 'chol'], ['site'], ['chol'], [False, True])
-    train, valid = TabularData(tr, enc), TabularData(va, enc)
-    X, y = train[0]
+    assert (len(tr), len(va), len(te)) == (180, 60, 60) and abs(tr.sick.mean() - te.sick.mean()) < 0.02
+    train = data.DataLoader(tr, target='sick', batch_size=32, shuffle=True)
+    valid = data.DataLoader(va, encoder=train.encoder, batch_size=128)
+    enc = train.encoder
+    assert (enc.numeric, enc.categorical, enc.cardinalities, enc.classes) == (['age', 'chol'], ['site'], [4], [False, True])
+    X, y = next(iter(valid))
     assert set(X) == {'num', 'cat'} and X['num'].dtype == torch.float32 and X['cat'].dtype == torch.int64 and y.dtype == torch.int64
+    gap = va.chol.isna().to_numpy()
+    assert gap.any() and torch.equal(X['num'][gap, 1], torch.zeros(int(gap.sum())))    # a missing number is the training mean
     model = mlp_for(train, hidden=(16,))
-    assert (model.n_num, model.cardinalities) == (3, (4,))
-    r = fit(model, train.loader(32, shuffle=True), valid.loader(128), epochs=30, lr=1e-2, progress=False, device='cpu')
+    assert (model.n_num, model.cardinalities, model.layers[-1].out_features) == (2, (4,), 2)
+    r = fit(model, train, valid, epochs=30, lr=1e-2, progress=False, device='cpu')
     assert r.metrics['roc_auc'] > 0.8
     base = sklearn_baseline(tr.drop(columns='sick'), tr.sick, te.drop(columns='sick'), te.sick)
     assert base['roc_auc'] > 0.8 and {k for k, v in base.items() if isinstance(v, float)} == {k for k, v in r.metrics.items() if isinstance(v, float)}
 
+def test_mlp_for_reads_an_encoder_or_a_pass_over_the_data():
+    df = table(60)
+    enc = data.TableEncoder.fit(df, 'sick')
+    ds = data.TableDataset(df, enc)
+    shapes = lambda m: (m.n_num, m.cardinalities, m.layers[-1].out_features)
+    assert shapes(mlp_for(enc)) == shapes(mlp_for(ds)) == shapes(mlp_for(data.DataLoader(df, encoder=enc))) == (2, (4,), 2)
+    plain = torch.utils.data.DataLoader(ds, batch_size=7, collate_fn=data.collate)           # no encoder: one pass over the batches
+    assert shapes(mlp_for(plain)) == (2, (4,), 2)
+    assert shapes(mlp_for(data.TableEncoder.fit(df, 'age', task='regression'), hidden=(4,))) == (1, (4, 3), 1)   # chol; site and the boolean sick as categories
+    assert mlp_for(enc, n_out=5).layers[-1].out_features == 5
+
+def test_baseline_reads_the_table_as_the_hubs_encoder_does():
+    df = table().assign(smoker=lambda d: d.age > 60)
+    tr, _, te = split_rows(df, seed=0)
+    X, Xt = tr.drop(columns='sick'), te.drop(columns='sick')
+    base = sklearn_baseline(X, tr.sick, Xt, te.sick, kind='hgb')
+    roles = {name: cols for name, _, cols in base['model'].named_steps['columntransformer'].transformers_}
+    enc = data.TableEncoder.fit(tr, 'sick')
+    assert roles == {'num': enc.numeric, 'cat': enc.categorical} == {'num': ['age', 'chol'], 'cat': ['site', 'smoker']}
+    assert base['y_true'].tolist() == te.sick.astype(int).tolist() and base['proba'].shape == (len(te), 2) and base['roc_auc'] > 0.75
+    forced = sklearn_baseline(X, tr.sick, Xt, te.sick, cat=['age'])['model'].named_steps['columntransformer'].transformers_
+    assert forced[1][2] == ['age', 'site', 'smoker']                                       # named columns join the non-numeric ones
+    with pytest.raises(InputError, match=r"the target 'sick' has values \['maybe'\] the encoder never saw"):
+        sklearn_baseline(X, tr.sick, Xt, te.sick.where(te.age > 45, 'maybe'))
+    with pytest.raises(InputError, match=r"the features \[.chol.\]: not in the table"): sklearn_baseline(X, tr.sick, Xt.drop(columns='chol'), te.sick)
+
 def test_regression():
     df = table().assign(target=lambda d: d.age / 10 + (d.site == 'b'))
     tr, va, _ = split_rows(df.drop(columns='sick'), seed=0)
-    enc = encode(tr, 'target', task='regression')
-    train, valid = TabularData(tr, enc), TabularData(va, enc)
-    assert train.y.dtype == torch.float32 and enc.n_out == 1
-    r = fit(mlp_for(enc, hidden=(16,)), train.loader(32, shuffle=True), valid.loader(128), epochs=40, lr=1e-2, task='regression', monitor='r2', progress=False, device='cpu')
+    train = data.DataLoader(tr, target='target', task='regression', batch_size=32, shuffle=True)
+    valid = data.DataLoader(va, encoder=train.encoder, batch_size=128)
+    model = mlp_for(train, hidden=(16,))
+    assert train.dataset.y.dtype == torch.float32 and model.layers[-1].out_features == 1
+    r = fit(model, train, valid, epochs=40, lr=1e-2, task='regression', monitor='r2', progress=False, device='cpu')
     assert r.best > 0.5 and {'mse', 'mae', 'r2'} <= set(r.metrics)
+    base = sklearn_baseline(tr.drop(columns='target'), tr.target, va.drop(columns='target'), va.target, task='regression')
+    assert base['r2'] > 0.999 and base['mse'] < 1e-3                                     # the target is linear in age and site
 
 # ---------------------------------------------------------------- DP-SGD
 
 def test_dp_sgd_spends_at_most_its_epsilon_and_gives_back_the_plain_model():
     df = table(400)
-    enc = encode(df, 'sick')
-    data = TabularData(df, enc)                                             # dict batches through Opacus's GradSampleModule
+    train = data.DataLoader(df, target='sick', batch_size=64, shuffle=True)     # dict batches through Opacus's GradSampleModule
     seed_everything(0)
-    model = mlp_for(enc, hidden=(16,))
-    r = fit(model, data.loader(64, shuffle=True), data.loader(400), epochs=4, lr=1e-2, progress=False, device='cpu', privacy=DPConfig(epsilon=2.0))
+    model = mlp_for(train, hidden=(16,))
+    r = fit(model, train, data.DataLoader(df, encoder=train.encoder, batch_size=400), epochs=4, lr=1e-2, progress=False, device='cpu', privacy=DPConfig(epsilon=2.0))
     assert 0.9 * 2.0 < r.epsilon <= 2.0
     assert r.history.epsilon.is_monotonic_increasing and r.history.epsilon.iloc[-1] == r.epsilon
     assert r.privacy['delta'] == pytest.approx(0.1 / 400) and r.privacy['noise_multiplier'] > 0
@@ -200,10 +234,9 @@ def test_bad_privacy_budgets(kw, msg):
 
 def test_missing_target_and_bad_labels_are_refused():
     df = table()
-    with pytest.raises(InputError, match="no column 'outcome'"): encode(df, 'outcome')
-    with pytest.raises(InputError, match="task='regression'"): encode(df.assign(sick=df.age / 7), 'sick')
-    with pytest.raises(InputError, match='rows have no label'): encode(df.assign(sick=df.sick.where(df.age > 40)), 'sick')
+    with pytest.raises(InputError, match=r"the target 'sick' is missing in \d+ rows"): data.DataLoader(df.assign(sick=df.sick.where(df.age > 40)), target='sick')
     with pytest.raises(InputError, match='too few'): split_rows(df.head(3))
+    with pytest.raises(InputError, match=r"the column to stratify on \[.outcome.\]: not in the table"): split_rows(df, stratify='outcome')
     five = TensorDataset(torch.randn(40, 2), torch.arange(40) % 5)
     with pytest.raises(InputError, match='outputs 3 logits but the labels have at least 5 classes'):
         fit(nn.Linear(2, 3), DataLoader(five, batch_size=40), epochs=1, progress=False, device='cpu')
@@ -259,7 +292,6 @@ def test_shadow_attack_runs_and_is_refused_without_its_parts():
 
 def test_the_hubs_dataloader_trains_with_and_without_dp():
     "`leptonhub.platform.data.DataLoader` gives the contract's batches: `fit`, DP-SGD, `mlp_for` and the attack take them as they are."
-    data = pytest.importorskip('leptonhub.platform.data')
     df = table(300).assign(sick=lambda d: d.sick.astype(int))
     tr, va, _ = split_rows(df, stratify='sick', seed=0)
     train = data.DataLoader(tr, target='sick', categorical=['site'], batch_size=32, shuffle=True, seed=0)
@@ -271,6 +303,8 @@ def test_the_hubs_dataloader_trains_with_and_without_dp():
     dp = fit(mlp_for(train, hidden=(16,)), train, valid, epochs=2, lr=1e-2, progress=False, device='cpu', privacy=DPConfig(3.0))
     assert 0 < dp.epsilon <= 3.0
     assert membership_attack(r.model, train, valid).n_members == len(tr)
+    on_datasets = membership_attack(r.model, train.dataset, valid.dataset)                 # the datasets alone are collated as the loaders would
+    assert (on_datasets.n_members, on_datasets.n_nonmembers) == (len(tr), len(va)) and on_datasets.auc == membership_attack(r.model, train, valid).auc
     shadow = membership_attack(r.model, train, valid, method='shadow', factory=lambda: mlp_for(train, hidden=(16,)), attacker_data=valid,
                                shadows=1, shadow_fit={'epochs': 2}, device='cpu')
     assert 0 <= shadow.auc <= 1
