@@ -35,11 +35,26 @@ def test_quality_with_schema_quarantines_with_reasons(tmp_path):
     assert json.loads((tmp_path/'report'/'report.json').read_text())['N'] == 917
 
 def test_demo_writes_its_report(tmp_path):
-    p = run('demo', '--out', tmp_path/'r', '--json')
+    "The demo in a reduced form (few epochs): every stage announced, every number in its report."
+    p = run('demo', '--out', tmp_path/'r', '--epochs', '4', '--json')
     assert p.returncode == 0, p.stderr
+    assert [l[:3] for l in p.stderr.splitlines() if l[1:3] == '/4'] == ['1/4', '2/4', '3/4', '4/4']
     s = json.loads(p.stdout)
     assert s['N'] == 917 and Path(s['out']) == tmp_path/'r'
-    assert {'report.json', 'quarantine.csv', 'ledger.csv', 'missing.png', 'quality_hist.png', 'quality_by_source.png'} <= set(os.listdir(tmp_path/'r'))
+    assert {'report.json', 'quarantine.csv', 'ledger.csv', 'missing.png', 'quality_hist.png', 'quality_by_source.png',
+            'index.html', 'models.json', 'models.png', 'sharing.json', 'share-report', 'hub'} <= set(os.listdir(tmp_path/'r'))
+    models = json.loads((tmp_path/'r'/'models.json').read_text())
+    table = pd.DataFrame(models['models']).set_index('model')
+    assert list(table.index) == ['raw', 'anonymized', 'dp-sgd']
+    cols = ['accuracy', 'roc_auc', 'f1', 'loho_auc', 'auc_cleveland', 'auc_hungarian', 'auc_switzerland', 'auc_va_long_beach', 'attack_auc', 'exposed']
+    assert table[cols].notna().all().all() and ((table[cols[:-1]] > 0.3) & (table[cols[:-1]] <= 1)).all().all()
+    assert 0 < table.loc['dp-sgd', 'epsilon'] <= 1.0 + 1e-6 and table.loc['raw', 'accuracy'] > 0.6
+    assert set(models['fairness']) == {'sex', 'age band'} and len(models['fairness']['age band']['by_group']) == 3
+    sh = s['sharing']
+    assert sh['institute_read']['identifiers_left'] == [] and sh['institute_read']['smallest_class'] >= 5 and sh['institute_loader']['rows'] == 917
+    assert all(0 <= sh['institute_share'][k] <= 1 for k in ('E', 'Q', 'P'))
+    html = (tmp_path/'r'/'index.html').read_text()
+    assert 'models.png' in html and 'share-report/report.html' in html and f"E = {sh['institute_share']['E']:.3f}" in html
 
 @pytest.mark.parametrize('content,expect', [
     (None, 'no such file'),
