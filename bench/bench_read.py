@@ -66,12 +66,12 @@ def main():
     with running(hub) as url:
         share.write_text(json.dumps(profile(url, g['token'])))
         remote = Hub.connect(url, g['token'])
-        want = hub.read('big')
+        want = hub.read('big')          # the published table: the generated one plus its provenance column `source`
         for r in range(a.repeat):
-            for name, fn in [('local_parquet', lambda: pd.read_parquet(parquet)), ('leptonhub_client', lambda: remote.read('big')),
-                             ('delta_sharing', lambda: delta_sharing.load_as_pandas(f'{share}#{table_address("big", "raw")}'))]:
+            for name, fn, expect in [('local_parquet', lambda: pd.read_parquet(parquet), df), ('leptonhub_client', lambda: remote.read('big'), want),
+                                     ('delta_sharing', lambda: delta_sharing.load_as_pandas(f'{share}#{table_address("big", "raw")}'), want)]:
                 s, got = clock(fn)
-                ok &= same(got, want)
+                ok &= same(got, expect)
                 times[name].append(s)
                 print(f'round {r + 1}: {name:17s} {s:6.2f} s  {a.rows / s / 1e6:6.2f} M rows/s', flush=True)
     best = {k: min(v) for k, v in times.items()}
