@@ -4,8 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= leptonhub-report
+MATHJAX  := docs/_vendor/mathjax/tex-svg-full.js
+CHROMIUM ?= /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test check-sync nbtest pytest bench lab clean
+.PHONY: install demo test check-sync nbtest pytest docs bench lab clean
 
 $(STAMP): setup.py settings.ini
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,8 +29,18 @@ check-sync: $(STAMP) ## nbdev_export and nbdev_clean must change nothing
 nbtest: $(STAMP) ## run every notebook as a test (slow and gpu cells skipped; add them with FLAGS="slow gpu")
 	$(BIN)/nbdev_test --n_workers 2 $(if $(FLAGS),--flags "$(FLAGS)")
 
-pytest: $(STAMP) ## the tests in tests/
+pytest: $(STAMP) $(MATHJAX) $(CHROMIUM) ## the tests in tests/ (the docs site is built and read in headless Chromium)
 	$(BIN)/python -m pytest -q tests
+
+docs: $(STAMP) $(MATHJAX) ## build the docs site from nbs/ into _site/ (offline; open _site/index.html)
+	$(BIN)/python docs/build.py --out _site
+
+$(MATHJAX): docs/fetch-mathjax.sh
+	sh docs/fetch-mathjax.sh
+
+$(CHROMIUM): ## Debian's Chromium, for the browser test of the docs site
+	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null \
+	  || { echo "make: could not install Chromium (apt-get install -y chromium); the docs browser test needs it at $(CHROMIUM)" >&2; exit 1; }
 
 bench: $(STAMP) ## benchmarks against their baselines (see bench/README.md)
 	$(BIN)/python bench/bench_ingest.py
@@ -36,4 +49,4 @@ lab: $(STAMP) ## open the notebooks in JupyterLab
 	$(BIN)/jupyter lab nbs
 
 clean: ## remove the virtual environment and build outputs
-	rm -rf $(VENV) *.egg-info build dist _docs _proc $(OUT)
+	rm -rf $(VENV) *.egg-info build dist _docs _proc _site docs/_vendor $(OUT)

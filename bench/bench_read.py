@@ -66,7 +66,7 @@ def main():
     with running(hub) as url:
         share.write_text(json.dumps(profile(url, g['token'])))
         remote = Hub.connect(url, g['token'])
-        want = hub.read('big')          # the published table: the generated one plus its provenance column `source`
+        want = Hub(work/'hub').read('big')   # the published table (the generated one plus its provenance column `source`), read by another Hub: the server's cache stays cold
         for r in range(a.repeat):
             for name, fn, expect in [('local_parquet', lambda: pd.read_parquet(parquet), df), ('leptonhub_client', lambda: remote.read('big'), want),
                                      ('delta_sharing', lambda: delta_sharing.load_as_pandas(f'{share}#{table_address("big", "raw")}'), want)]:
