@@ -107,7 +107,7 @@ def test_pii_policies_at_publish(hub):
     assert red[0] == 'stable' and '13912345678' not in red[1] and red[1].startswith('phone <PHONE_') and 'example.com' not in red[2]
     with pytest.raises(InputError, match='unknown PII policy'): hub.publish('notes', notes, pii='scrub')
 
-def test_cli_pii_and_query_errors(tmp_path, monkeypatch):
+def test_cli_pii_errors(tmp_path):
     f = tmp_path/'t.csv'
     pd.DataFrame({'text': ['IBAN GB82 WEST 1234 5698 7654 32', 'card 4539 1488 0343 6467']}).to_csv(f, index=False)
     r = subprocess.run([str(LEPTONHUB), 'pii', str(f), '--json'], capture_output=True, text=True)
@@ -116,4 +116,5 @@ def test_cli_pii_and_query_errors(tmp_path, monkeypatch):
     assert r.returncode == 1 and r.stderr.strip().splitlines() == ["leptonhub: error: no column 'body'; the columns are ['text'] (column 'body')"]
     r = subprocess.run([str(LEPTONHUB), 'pii', str(tmp_path/'none.csv')], capture_output=True, text=True)
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
-    assert not (tmp_path/'out.csv').exists()
+    r = subprocess.run([str(LEPTONHUB), 'pii', str(f), '--column', 'body', '--redact', str(tmp_path/'out.csv')], capture_output=True, text=True)
+    assert r.returncode == 1 and not (tmp_path/'out.csv').exists()          # a refused redaction leaves no file behind

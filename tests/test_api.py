@@ -130,7 +130,7 @@ def test_owner_grants_and_revokes_remotely(served):
     with pytest.raises(AccessDenied): Hub.connect(url, g['token']).read('clinic', view='anonymized')
     assert owner.verify_audit().ok
 
-def test_streaming_read_is_bounded(served):
+def test_arrow_stream_holds_the_whole_view(served):
     hub, url, _ = served
     g = grant(hub, 'stream-lab')
     r = http(url, g['token']).get('/api/v1/datasets/clinic/data', params={'view': 'columns'})
