@@ -8,7 +8,7 @@ MATHJAX  := docs/_vendor/mathjax/tex-svg-full.js
 CHROMIUM ?= /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test check-sync nbtest pytest docs bench lab clean
+.PHONY: install demo test check-sync services nbtest pytest stress docs bench lab clean
 
 $(STAMP): setup.py settings.ini
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,16 +21,23 @@ install: $(STAMP) ## create .venv and install leptonhub with its dev tools
 demo: $(STAMP) ## run the end-to-end medical sharing case; the report lands in $(OUT)/
 	$(BIN)/leptonhub demo --out $(OUT)
 
-test: $(STAMP) check-sync nbtest pytest ## library in sync with notebooks, clean notebooks, notebook tests, pytest
+test: $(STAMP) check-sync services nbtest pytest ## library in sync with notebooks, clean notebooks, notebook tests, pytest
 
 check-sync: $(STAMP) ## nbdev_export and nbdev_clean must change nothing
 	PATH=$(BIN):$$PATH sh .ci/check-sync
 
+services: ## PostgreSQL for the backend tests and the scale-out tutorial (installed and started if missing)
+	sh .ci/services.sh >/dev/null
+
 nbtest: $(STAMP) ## run every notebook as a test (slow and gpu cells skipped; add them with FLAGS="slow gpu")
-	$(BIN)/nbdev_test --n_workers 2 $(if $(FLAGS),--flags "$(FLAGS)")
+	LEPTONHUB_TEST_POSTGRES=$$(sh .ci/services.sh) $(BIN)/nbdev_test --n_workers 2 $(if $(FLAGS),--flags "$(FLAGS)")
 
 pytest: $(STAMP) $(MATHJAX) $(CHROMIUM) ## the tests in tests/ (the docs site is built and read in headless Chromium)
-	$(BIN)/python -m pytest -q tests
+	LEPTONHUB_TEST_POSTGRES=$$(sh .ci/services.sh) $(BIN)/python -m pytest -q tests
+
+stress: $(STAMP) services ## the long fault, fuzz and load runs (minutes): SIGKILL, disk-fault and concurrency campaigns, then the load test; figures in bench/results/
+	nice -n 10 $(BIN)/python bench/stress_crash.py --runs 200 --disk-runs 100 --concurrency-runs 5
+	nice -n 10 $(BIN)/python bench/load.py --seconds 30 --workers 4
 
 docs: $(STAMP) $(MATHJAX) ## build the docs site from nbs/ into _site/ (offline; open _site/index.html)
 	$(BIN)/python docs/build.py --out _site

@@ -366,3 +366,20 @@ def test_counts_add_up_and_match_the_ledger(tmp_path, keys):
     is_dup = res.quarantine.reason.str.contains('duplicate of|repeats the', regex=True)
     assert is_dup.sum() == n_dup and (~is_dup).sum() == n_inv
     assert res.ledger.totals()['rows_out'] == 9 + 9 + len(res.data)
+
+# ---------------------------------------------------------------- numbers pandas cannot parse
+
+HUGE_EXPONENTS = 'id,code,dose\n1,93008e7223344505,1.5\n2,A17,1e2147483648\n3,B2,2\n' # text with a huge exponent; a number column with one
+
+@pytest.mark.parametrize('filler', ['', 'x' * 1_100_000], ids=['fast-reader', 'pandas-reader']) # a value over 1 MB sends the file to pandas' own reader
+def test_huge_exponents_do_not_crash(tmp_path, filler):
+    "Exponents of ten or more digits (which crash pandas 2.3's number parser with a segfault) are read through ingest, in a child process."
+    import subprocess, sys, json
+    path = write(tmp_path/'huge.csv', HUGE_EXPONENTS.replace('A17', 'A17' + filler))
+    code = ("import sys, json; from leptonhub.platform.ingest import ingest; c = ingest(sys.argv[1]); d = c.data.drop(columns=['source', 'source_file', 'source_row']);"
+            "print(json.dumps({'dtypes': {k: f.dtype for k, f in c.schema.fields.items()}, 'dose': d.dose.tolist(), 'code': d.code.str.len().tolist()}))")
+    run = subprocess.run([sys.executable, '-c', code, str(path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    assert got['dtypes'] == {'id': 'int', 'code': 'str', 'dose': 'float'}, got['dtypes']
+    assert got['dose'] == [1.5, float('inf'), 2.0] and got['code'] == [16, 3 + len(filler), 2], got

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import io, socket, threading, time
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 import pandas as pd, pyarrow as pa, pyarrow.parquet as pq, pyarrow.csv as pa_csv
 import uvicorn
 from fastapi import FastAPI, Request, Depends, Query, Path as PathParam
@@ -20,9 +20,10 @@ from .hub import Hub, NAME_RULE
 from . import audit
 
 # %% auto #0
-__all__ = ['ERRORS', 'HTTP_CODES', 'log', 'NAME_PATTERN', 'DatasetName', 'ARROW_TYPE', 'FORMATS', 'API', 'Unauthenticated',
-           'status_of', 'refuse', 'install_error_handlers', 'BodyLimit', 'bearer', 'caller', 'json_body', 'frame_json',
-           'json_frame', 'record_batches', 'stream_frame', 'GrantRequest', 'QueryRequest', 'add_routes', 'create_app',
+__all__ = ['ERRORS', 'HTTP_CODES', 'log', 'NAME_PATTERN', 'DatasetName', 'LARGEST', 'ARROW_TYPE', 'FORMATS', 'ERROR_RESPONSES',
+           'API', 'Unauthenticated', 'status_of', 'refuse', 'install_error_handlers', 'BodyLimit', 'bearer', 'caller',
+           'json_body', 'frame_json', 'json_frame', 'record_batches', 'stream_frame', 'GrantRequest', 'QueryRequest',
+           'Problem', 'Frame', 'Health', 'Caller', 'GrantMade', 'Revoked', 'AuditCheck', 'add_routes', 'create_app',
            'serve', 'running']
 
 # %% ../../nbs/platform/17_api.ipynb #d8ad9674
@@ -65,12 +66,21 @@ def _validation_message(e:RequestValidationError) -> str:
     "The first few validation problems in one line: where, and what."
     return '; '.join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:5])
 
+def _body_problem(e:HTTPException) -> str|None:
+    "What was wrong with a request body that FastAPI could not parse, read from the error behind its generic 400."
+    cause = e.__cause__
+    if isinstance(cause, RecursionError): return 'the JSON body is nested too deeply'
+    if isinstance(cause, UnicodeDecodeError): return f'the body is not UTF-8 JSON (byte {cause.start})'
+    return None
+
 def install_error_handlers(app:FastAPI):
     "Answer library errors, HTTP errors, invalid requests and crashes with JSON, never a traceback."
     @app.exception_handler(LeptonError)
     async def _lepton(request, e): return refuse(request, *status_of(e), str(e))
     @app.exception_handler(HTTPException)
-    async def _http(request, e): return refuse(request, e.status_code, HTTP_CODES.get(e.status_code, 'error'), str(e.detail))
+    async def _http(request, e):
+        if why := _body_problem(e): return refuse(request, 422, 'invalid', why)
+        return refuse(request, e.status_code, HTTP_CODES.get(e.status_code, 'error'), str(e.detail))
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, e): return refuse(request, 422, 'invalid', _validation_message(e))
     @app.exception_handler(Exception)
@@ -118,6 +128,7 @@ def json_body(request:Request):
 
 NAME_PATTERN = f'^{NAME_RULE.pattern}$'
 DatasetName = PathParam(pattern=NAME_PATTERN, description='a dataset name')
+LARGEST = 2**63 - 1 # the largest whole number the catalog (and Arrow) can hold: a larger version, offset or limit is refused, not overflowed
 
 # %% ../../nbs/platform/17_api.ipynb #3668c983
 def frame_json(df:pd.DataFrame) -> dict:
@@ -167,8 +178,8 @@ def stream_frame(t:pa.Table|pd.DataFrame, fmt:str='arrow', batch_rows:int=65_536
 class GrantRequest(BaseModel):
     "A grant, as the owner sends it."
     model_config = ConfigDict(extra='forbid')
-    to: str = Field(description='the principal; created as a consumer if unknown', max_length=100)
-    purpose: str = Field(description='why the data is shared', max_length=2000)
+    to: str = Field(description='the principal; created as a consumer if unknown', pattern=NAME_PATTERN)
+    purpose: str = Field(description='why the data is shared', min_length=1, max_length=2000)
     view: str = 'raw'
     expires: str|None = Field(None, description='e.g. `30d`; never if not given')
     columns: list[str]|None = None
@@ -179,7 +190,7 @@ class QueryRequest(BaseModel):
     "A differentially private query, as a consumer with an `aggregate` grant sends it."
     model_config = ConfigDict(extra='forbid')
     kind: Literal['count', 'sum', 'mean', 'histogram', 'quantile']
-    epsilon: float = Field(description='the ε this query spends')
+    epsilon: float = Field(description='the ε this query spends', gt=0)
     column: str|None = None
     delta: float|None = Field(None, description='the δ this query spends (Gaussian mechanism)')
     bounds: list[float]|None = Field(None, description='[lower, upper]: values are clamped into them')
@@ -189,66 +200,112 @@ class QueryRequest(BaseModel):
 
     def spec(self) -> dict: return self.model_dump(exclude_none=True)
 
+class Problem(BaseModel):
+    "The body of every error answer."
+    code: str = Field(description='a short error code a program can act on, e.g. `not_found`')
+    message: str = Field(description='what went wrong and what to do, in words')
+
+ERROR_RESPONSES = {status: {'model': Problem, 'description': what} for status, what in {
+    400: 'the request cannot be served', 401: 'no valid token: none, unknown, revoked or expired', 403: 'the caller may not do this',
+    404: 'no such dataset, version, principal, grant or route', 409: 'the request clashes with what exists', 413: 'the body is over the size limit',
+    415: 'the body is not JSON', 422: 'the request does not make sense; the message says which part',
+    500: 'the server failed: stored data that fails its integrity check, a keyring problem, or a bug (logged on the server)'}.items()}
+
+class Frame(BaseModel):
+    "A table as JSON, as `frame_json` writes it."
+    columns: list[str]
+    dtypes: dict[str, str]
+    rows: list[list]
+
+class Health(BaseModel): status: Literal['ok']
+
+class Caller(BaseModel):
+    "Who a token belongs to."
+    name: str
+    role: str
+
+class GrantMade(BaseModel):
+    "A grant just made, with its holder's new token (shown once)."
+    grant: str
+    principal: str
+    dataset: str
+    view: str
+    token: str|None = Field(description='the new token, shown only in this answer')
+    expires_at: str|None = Field(description='ISO 8601; null for never')
+    profile: dict|None = Field(None, description='the Delta Sharing profile, when asked for')
+
+class Revoked(BaseModel): revoked: int = Field(description='how many live grants ended')
+
+class AuditCheck(BaseModel):
+    "The verdict on the audit chain."
+    ok: bool
+    entries: int
+    first_bad: int|None
+    problem: str
+
 API = '/api/v1'
 
 def add_routes(app:FastAPI):
     "The REST endpoints of the hub."
-    @app.get('/health', tags=['server'])
+    @app.get('/health', tags=['server'], response_model=Health)
     def health(): return {'status': 'ok'}
 
-    @app.get(f'{API}/whoami', tags=['server'])
+    @app.get(f'{API}/whoami', tags=['server'], response_model=Caller)
     def whoami(hub:Hub=Depends(caller)): return {'name': hub.me.name, 'role': hub.me.role}
 
-    @app.get(f'{API}/datasets', tags=['datasets'])
+    @app.get(f'{API}/datasets', tags=['datasets'], response_model=Frame)
     def datasets(hub:Hub=Depends(caller)): return frame_json(hub.datasets())
 
-    @app.get(f'{API}/datasets/{{name}}/versions', tags=['datasets'])
+    @app.get(f'{API}/datasets/{{name}}/versions', tags=['datasets'], response_model=Frame)
     def versions(name:str=DatasetName, hub:Hub=Depends(caller)): return frame_json(hub.versions(name))
 
-    @app.get(f'{API}/datasets/{{name}}/card', tags=['datasets'])
-    def card(name:str=DatasetName, version:int|None=Query(None, ge=1), hub:Hub=Depends(caller)): return jsonable(dict(hub.card(name, version)))
+    @app.get(f'{API}/datasets/{{name}}/card', tags=['datasets'], response_model=dict[str, Any])
+    def card(name:str=DatasetName, version:int|None=Query(None, ge=1, le=LARGEST), hub:Hub=Depends(caller)): return jsonable(dict(hub.card(name, version)))
 
-    @app.get(f'{API}/datasets/{{name}}/quality', tags=['datasets'])
-    def quality(name:str=DatasetName, version:int|None=Query(None, ge=1), hub:Hub=Depends(caller)): return jsonable(hub.card(name, version)['quality'])
+    @app.get(f'{API}/datasets/{{name}}/quality', tags=['datasets'], response_model=dict[str, Any])
+    def quality(name:str=DatasetName, version:int|None=Query(None, ge=1, le=LARGEST), hub:Hub=Depends(caller)): return jsonable(hub.card(name, version)['quality'])
 
-    @app.get(f'{API}/datasets/{{name}}/ledger', tags=['datasets'])
-    def ledger(name:str=DatasetName, version:int|None=Query(None, ge=1), hub:Hub=Depends(caller)): return jsonable(hub.card(name, version)['ledger'])
+    @app.get(f'{API}/datasets/{{name}}/ledger', tags=['datasets'], response_model=list[dict[str, Any]])
+    def ledger(name:str=DatasetName, version:int|None=Query(None, ge=1, le=LARGEST), hub:Hub=Depends(caller)): return jsonable(hub.card(name, version)['ledger'])
 
     @app.get(f'{API}/datasets/{{name}}/data', tags=['data'], response_class=StreamingResponse,
-             responses={200: {'content': {t: {} for t in FORMATS.values()}, 'description': 'the view, streamed'}})
-    def data(name:str=DatasetName, view:str='raw', version:int|None=Query(None, ge=1),
+             responses={200: {'content': {t: {} for t in FORMATS.values()}, 'description': 'the view, streamed',
+                              'headers': {'X-Rows': {'description': 'rows in the answer', 'schema': {'type': 'string', 'pattern': '^[0-9]+$'}}}}})
+    def data(name:str=DatasetName, view:str='raw', version:int|None=Query(None, ge=1, le=LARGEST),
              select:str|None=Query(None, description='comma-separated columns of the view'),
-             offset:int=Query(0, ge=0), limit:int|None=Query(None, ge=0),
+             offset:int=Query(0, ge=0, le=LARGEST), limit:int|None=Query(None, ge=0, le=LARGEST),
              format:Literal['arrow', 'parquet', 'csv']='arrow', hub:Hub=Depends(caller)):
         t = hub.read(name, view=view, version=version, select=select.split(',') if select else None, offset=offset, limit=limit, arrow=True)
         return StreamingResponse(stream_frame(t, format), media_type=FORMATS[format], headers={'X-Rows': str(t.num_rows)})
 
-    @app.post(f'{API}/datasets/{{name}}/query', tags=['aggregates'], dependencies=[Depends(json_body)])
-    def query(req:QueryRequest, name:str=DatasetName, version:int|None=Query(None, ge=1), hub:Hub=Depends(caller)):
+    @app.post(f'{API}/datasets/{{name}}/query', tags=['aggregates'], dependencies=[Depends(json_body)], response_model=dict[str, Any])
+    def query(req:QueryRequest, name:str=DatasetName, version:int|None=Query(None, ge=1, le=LARGEST), hub:Hub=Depends(caller)):
         return jsonable(hub.query(name, req.spec(), version=version))
 
-    @app.post(f'{API}/datasets/{{name}}/query/cost', tags=['aggregates'], dependencies=[Depends(json_body)])
+    @app.post(f'{API}/datasets/{{name}}/query/cost', tags=['aggregates'], dependencies=[Depends(json_body)], response_model=dict[str, Any])
     def query_cost(req:QueryRequest, name:str=DatasetName, hub:Hub=Depends(caller)): return hub.query_cost(name, req.spec())
 
-    @app.get(f'{API}/datasets/{{name}}/budget', tags=['aggregates'])
+    @app.get(f'{API}/datasets/{{name}}/budget', tags=['aggregates'], response_model=dict[str, Any])
     def budget(name:str=DatasetName, hub:Hub=Depends(caller)): return hub.budget(name)
 
-    @app.post(f'{API}/datasets/{{name}}/grants', tags=['grants'], dependencies=[Depends(json_body)])
+    @app.post(f'{API}/datasets/{{name}}/grants', tags=['grants'], dependencies=[Depends(json_body)], response_model=GrantMade, response_model_exclude_unset=True)
     def grant(req:GrantRequest, request:Request, name:str=DatasetName, hub:Hub=Depends(caller)):
+        if clash := sorted(set(req.params) & (set(GrantRequest.model_fields) | {'token', 'name'})):
+            raise InputError(f'params may not hold {clash}: give {clash[0]!r} as a field of the grant itself, or not at all')
         out = hub.grant(name, to=req.to, purpose=req.purpose, view=req.view, expires=req.expires, columns=req.columns, **req.params)
         if req.profile:
             from leptonhub.platform.delta import profile
             out['profile'] = profile(str(request.base_url), out['token'], out['expires_at'])
         return out
 
-    @app.delete(f'{API}/datasets/{{name}}/grants/{{principal}}', tags=['grants'])
-    def revoke(name:str=DatasetName, principal:str=PathParam(max_length=100), view:str|None=None, hub:Hub=Depends(caller)):
+    @app.delete(f'{API}/datasets/{{name}}/grants/{{principal}}', tags=['grants'], response_model=Revoked)
+    def revoke(name:str=DatasetName, principal:str=PathParam(pattern=NAME_PATTERN), view:str|None=None, hub:Hub=Depends(caller)):
         return {'revoked': hub.revoke(name, principal, view)}
 
-    @app.get(f'{API}/audit', tags=['audit'])
+    @app.get(f'{API}/audit', tags=['audit'], response_model=Frame)
     def audit_log(dataset:str|None=Query(None, pattern=NAME_PATTERN), hub:Hub=Depends(caller)): return frame_json(hub.audit(dataset))
 
-    @app.get(f'{API}/audit/verify', tags=['audit'])
+    @app.get(f'{API}/audit/verify', tags=['audit'], response_model=AuditCheck)
     def audit_verify(hub:Hub=Depends(caller)):
         v = hub.verify_audit()
         return {'ok': v.ok, 'entries': v.entries, 'first_bad': v.first_bad, 'problem': v.problem}
@@ -259,7 +316,7 @@ def create_app(hub:Hub, # the hub to serve, opened as its admin
               ) -> FastAPI:
     "The FastAPI app serving `hub` over REST and Delta Sharing."
     if hub.token is not None: raise ConfigError('serve a hub opened as its admin (without a token): each request then acts as its own token')
-    app = FastAPI(title='leptonhub', summary='A privacy-first data-sharing hub', version='1',
+    app = FastAPI(title='leptonhub', summary='A privacy-first data-sharing hub', version='1', responses=ERROR_RESPONSES,
                   description='Read what you were granted; owners grant, revoke and audit. Authenticate with `Authorization: Bearer <token>`.')
     app.state.hub = hub
     install_error_handlers(app)
@@ -277,7 +334,7 @@ def serve(hub:Hub, host:str='127.0.0.1', port:int=8000, **kwargs):
 @contextmanager
 def running(hub:Hub, host:str='127.0.0.1', port:int=0, **kwargs):
     "Serve `hub` in a background thread for the duration of the block; yield its base URL."
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)   # IPPROTO_TCP: asyncio then sets TCP_NODELAY on each connection (no 40 ms Nagle stalls)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     server = uvicorn.Server(uvicorn.Config(create_app(hub, **kwargs), log_level='warning', lifespan='off'))

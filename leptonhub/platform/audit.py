@@ -72,8 +72,9 @@ def verify(s:Session, key:bytes) -> Verification:
     head = s.get(AuditHead, 1)
     if head is None: return Verification(not entries, len(entries), 1 if entries else None, 'the chain head is missing' if entries else '')
     if not hmac.compare_digest(head.mac, _mac(key, head.seq, head.digest)): return Verification(False, len(entries), head.seq, 'the chain head is not authentic (forged, or another key)')
-    if head.seq != len(entries) or head.digest != prev:
+    if head.seq != len(entries):
         return Verification(False, len(entries), min(head.seq, len(entries)) + 1, f'the chain ends at {len(entries)} but its head says {head.seq} (entries deleted from the end, or appended without the key)')
+    if head.digest != prev: return Verification(False, len(entries), head.seq, f'entry {head.seq} is not the one the authenticated head recorded: entries up to it were rewritten and re-chained without the key')
     return Verification(True, len(entries))
 
 # %% ../../nbs/platform/15_audit.ipynb #0a5b8e58

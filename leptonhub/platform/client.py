@@ -12,6 +12,7 @@ from ..core import LeptonError, AccessDenied, NotFoundError, ConflictError, Inpu
 from .hub import Hub, Card, ENV_TOKEN
 from .audit import Verification
 from .api import Unauthenticated, json_frame, API
+from .ingest import with_numbers
 
 # %% auto #0
 __all__ = ['log', 'STATUS_ERRORS', 'RETRY_STATUS', 'raise_for', 'ResponseFile', 'RemoteHub']
@@ -149,7 +150,7 @@ def read(self, name:str, # the dataset
     if format == 'arrow':
         with self._arrow(name, params) as reader: return reader.read_pandas()
     with self._send('GET', f'{API}/datasets/{name}/data', params=params) as r:
-        return pd.read_parquet(io.BytesIO(r.content)) if format == 'parquet' else pd.read_csv(io.BytesIO(r.content))
+        return pd.read_parquet(io.BytesIO(r.content)) if format == 'parquet' else with_numbers(pd.read_csv(io.BytesIO(r.content), dtype=str))   # pandas' number parser crashes on huge exponents
 
 # %% ../../nbs/platform/18_client.ipynb #ebfcd923
 @patch_to(RemoteHub)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/platform/16_hub.ipynb #2c9983bf
 from __future__ import annotations
-import copy, functools, hashlib, hmac, os, re, threading
+import copy, functools, hashlib, hmac, os, re, threading, time
 from collections import OrderedDict
 from dataclasses import asdict
 from datetime import timedelta
@@ -44,7 +44,7 @@ class Hub:
         if not path.exists(): raise ConfigError(f'no hub at {self.settings.home}: create one with `leptonhub init` or Hub.init()')
         self.keyring = Keyring.open(path, passphrase or os.environ.get(ENV_PASSPHRASE))
         self.catalog = Catalog(self.settings.catalog_url)
-        self.store = BlobStore(self.settings.storage_url, self.keyring)
+        self.store = BlobStore(self.settings.storage_url, self.keyring, options=self.settings.storage_options)
         self.tables = TableCache()
         self.token = token
         with self.catalog.session() as s: self._check_keyring(s)
@@ -65,6 +65,7 @@ def init(cls, home:str|Path|None=None, # folder to create the hub in
          settings:Settings|None=None) -> Hub:
     "Create a new hub: keyring, catalog and admin principal."
     settings = (settings or get_settings(home)).ensure()
+    os.chmod(settings.home, 0o700)   # it will hold the keyring and the catalog: private to its owner, even if it existed before
     catalog = Catalog(settings.catalog_url)
     with catalog.session() as s:
         if s.scalar(sa.select(Principal).limit(1)) is not None and not (settings.home/KEYRING_FILE).exists():
@@ -72,7 +73,7 @@ def init(cls, home:str|Path|None=None, # folder to create the hub in
     hub = object.__new__(cls)
     hub.settings, hub.token, hub.catalog = settings, None, catalog
     hub.keyring = Keyring.create(settings.home/KEYRING_FILE, passphrase)
-    hub.store = BlobStore(settings.storage_url, hub.keyring)
+    hub.store = BlobStore(settings.storage_url, hub.keyring, options=settings.storage_options)
     hub.tables = TableCache()
     with hub.catalog.session() as s:
         hub.me = Principal(name=admin, role='admin')
@@ -184,7 +185,10 @@ def _put_blob(self, s, data:bytes) -> Blob:
     bid = self.store.address(data)
     row = s.get(Blob, bid)
     if row is not None and self.store.exists(bid): return row
-    bid, env, size = self.store.write(data, bid)
+    try: bid, env, size = self.store.write(data, bid)
+    except OSError as e:
+        if e.errno is None: raise
+        raise OSError(e.errno, f'cannot store data in {self.store.root}: {e.strerror}; nothing was published (free space or fix permissions, then publish again)') from e
     if row is None: row = Blob(id=bid, kid=env.kid, wrapped=env.wrapped, size=size); s.add(row)
     else: row.kid, row.wrapped, row.size = env.kid, env.wrapped, size
     s.flush()
@@ -211,16 +215,23 @@ def publish(self, name:str, # dataset name; publishing to an existing name adds 
     "Ingest, score, encrypt and store `sources` as a new version of dataset `name`; measure its E, Q and P."
     check_name(name)
     if self.me.role == 'consumer': raise AccessDenied(f'{self.me.name} is a consumer and may not publish')
-    cleaned = sources if isinstance(sources, Cleaned) else ingest(sources, schema=schema, keys=keys, **kwargs)
-    cleaned.data, found = protect(cleaned.data, pii, self.keyring.secret('pseudonym'))
+    if getattr(self.settings, 'compute', 'local') != 'local' and not isinstance(sources, Cleaned):   # on the Dask cluster the settings name
+        from leptonhub.platform.scale import prepare_publish
+        p = prepare_publish(self, sources, schema=schema, keys=keys, label=label, qi=qi, pii=pii, **kwargs)
+        cleaned, report, measured, data, quarantine, found = p.cleaned, p.report, p.measured, p.data, p.quarantine, p.pii
+        rows, columns, quarantined = p.rows, p.columns, p.quarantined
+    else:
+        cleaned = sources if isinstance(sources, Cleaned) else ingest(sources, schema=schema, keys=keys, **kwargs)
+        cleaned.data, found = protect(cleaned.data, pii, self.keyring.secret('pseudonym'))
+        report = score(cleaned.data, cleaned.schema, label=label, keys=keys, hashes=cleaned.hashes)
+        if qi and (unknown := [a for a in qi if a not in cleaned.data.columns]): raise InputError(f'the quasi-identifiers {unknown} are not columns of the data', column=unknown[0])
+        measured = score_policy(cleaned.data.reset_index(drop=True), report.records['q'].to_numpy(), cleaned.ledger.entries, list(qi or []), {'k': 1})
+        data, quarantine = frame_bytes(cleaned.data.reset_index(drop=True)), frame_bytes(cleaned.quarantine.reset_index(drop=True)) if len(cleaned.quarantine) else None
+        rows, columns, quarantined = len(cleaned.data), list(cleaned.data.columns), len(cleaned.quarantine)
     if found is not None: policy = {**(policy or {}), 'pii': found}
-    report = score(cleaned.data, cleaned.schema, label=label, keys=keys, hashes=cleaned.hashes)
-    if qi and (unknown := [a for a in qi if a not in cleaned.data.columns]): raise InputError(f'the quasi-identifiers {unknown} are not columns of the data', column=unknown[0])
-    measured = score_policy(cleaned.data.reset_index(drop=True), report.records['q'].to_numpy(), cleaned.ledger.entries, list(qi or []), {'k': 1})
-    data, quarantine = frame_bytes(cleaned.data.reset_index(drop=True)), frame_bytes(cleaned.quarantine.reset_index(drop=True)) if len(cleaned.quarantine) else None
     with self.catalog.session() as s:
-        self.keyring.refresh()          # a rotation may have finished while we were ingesting
-        ds = _by_name(s, Dataset, name)
+        ds = _by_name(s, Dataset, name)  # the first statement takes the catalog's write lock, so a key rotation ...
+        self.keyring.refresh()          # ... has wholly finished (its new key is read here) or waits, and re-wraps what we store
         if ds is None: ds = Dataset(name=name, owner_id=self.me.id, description=description or ''); s.add(ds); s.flush()
         elif not can_manage(self.me, ds): raise ConflictError(f'dataset {name!r} already exists and belongs to someone else; choose another name')
         if description is not None: ds.description = description
@@ -229,13 +240,13 @@ def publish(self, name:str, # dataset name; publishing to an existing name adds 
         last = s.scalar(sa.select(sa.func.max(Version.number)).where(Version.dataset_id == ds.id)) or 0
         v = Version(dataset_id=ds.id, number=last + 1, blob_id=self._put_blob(s, data).id,
                     quarantine_blob_id=self._put_blob(s, quarantine).id if quarantine else None,
-                    rows=len(cleaned.data), columns=list(cleaned.data.columns), schema=cleaned.schema.to_dict(),
+                    rows=rows, columns=columns, schema=cleaned.schema.to_dict(),
                     quality=jsonable(report.to_dict()), ledger=jsonable(cleaned.ledger.entries), policy=jsonable(policy or {}),
                     score=measured.to_dict() if qi else {k_: v_ for k_, v_ in measured.to_dict().items() if k_ not in ('S', 'T', 'P')}, created_by=self.me.id)
         s.add(v)
-        self._audit(s, 'publish', dataset=name, version=v.number, rows=v.rows, quarantined=len(cleaned.quarantine))
+        self._audit(s, 'publish', dataset=name, version=v.number, rows=v.rows, quarantined=quarantined)
     log.info('published %s v%d: %d rows, Q=%.3f', name, v.number, v.rows, report.Q)
-    return {'dataset': name, 'version': v.number, 'rows': v.rows, 'quarantined': len(cleaned.quarantine), 'Q': report.Q}
+    return {'dataset': name, 'version': v.number, 'rows': v.rows, 'quarantined': quarantined, 'Q': report.Q}
 
 # %% ../../nbs/platform/16_hub.ipynb #8cfd0080
 def _expiry(expires) -> timedelta|None:
@@ -249,6 +260,7 @@ def _expiry(expires) -> timedelta|None:
 def add_principal(self, name:str, role:str='consumer', kind:str='person', token:bool=True, expires=None) -> str|None:
     "Add a principal (admin only); return its first token if `token`."
     self._require_admin('add principals')
+    check_name(name, 'principal')
     if role not in ROLES: raise InputError(f'unknown role {role!r}; use one of {", ".join(ROLES)}')
     with self.catalog.session() as s:
         if _by_name(s, Principal, name): raise ConflictError(f'a principal named {name!r} already exists')
@@ -292,6 +304,7 @@ def grant(self, name:str, # the dataset
          ) -> dict:
     "Grant `to` the `view` of dataset `name` for `purpose`; return the grant id and a new token."
     if not purpose or not purpose.strip(): raise InputError('a grant needs a purpose: say why the data is shared')
+    check_name(to, 'principal')
     expires = _expiry(expires)
     with self.catalog.session() as s:
         ds = self._dataset(s, name)
@@ -328,6 +341,7 @@ def revoke(self, name:str, principal:str, view:str|None=None) -> int:
 def _open(self, s, blob_id:str, what:str) -> bytearray:
     "The decrypted bytes of blob `blob_id`; errors name `what` it holds."
     blob = s.get(Blob, blob_id)
+    self.keyring.refresh()   # under the catalog's lock: the key that wraps `blob` now is in the keyring file, and stays there while we read
     try: return self.store.read(blob.id, Envelope(blob.kid, blob.wrapped))
     except (IntegrityError, KeyringError, NotFoundError) as e: raise type(e)(f'{what}: {e}') from None
 
@@ -379,7 +393,7 @@ def _serve(self, v:Version, view:str, params:dict, name:str, select=None, offset
     "Version `v` of `name` through `view` and the row/column window, as a DataFrame or Arrow table; audited (as `who`, else the caller) with the rows served."
     entry = dict(dataset=name, version=v.number, view=view, **kw)
     try: out = _window(self._view_table(v, view, params, f'dataset {name} version {v.number}'), select, offset, limit)
-    except InputError as e:
+    except (InputError, AccessDenied) as e:   # a bad window, or a view that releases no rows (aggregate)
         with self.catalog.session() as s: audit.append(s, self.keyring.secret('audit'), who or self.me.name, 'read', outcome='denied', reason=str(e), **entry)
         raise
     with self.catalog.session() as s: audit.append(s, self.keyring.secret('audit'), who or self.me.name, 'read', rows=len(out), **entry)
@@ -679,7 +693,9 @@ def audit(self, dataset:str|None=None) -> pd.DataFrame:
 @checked
 def verify_audit(self) -> audit.Verification:
     "Check the audit chain end to end."
-    with self.catalog.session() as s: return audit.verify(s, self.keyring.secret('audit'))
+    with self.catalog.session() as s: v = audit.verify(s, self.keyring.secret('audit'))
+    if v.ok and not v.entries: return audit.Verification(False, 0, 1, 'the log is empty, yet every hub writes entry 1 (init) when it is created: the whole log was deleted')
+    return v
 
 @patch_to(Hub)
 @checked
@@ -693,19 +709,24 @@ def audit_report(self, dataset:str|None=None, **kwargs) -> dict:
 def rotate_keys(self) -> dict:
     "New master key; every data key re-wrapped; old master keys retired."
     self._require_admin('rotate keys')
-    old = [k for k in self.keyring.masters]
-    new = self.keyring.rotate()
-    with self.catalog.session() as s:
+    with self.catalog.session() as s:   # the keyring changes only under the catalog's write lock, and is re-read first
         blobs = s.scalars(sa.select(Blob)).all()
+        self.keyring.refresh()
+        old, new = list(self.keyring.masters), self.keyring.rotate()
         for b in blobs: b.kid, b.wrapped = self.keyring.rewrap(b.kid, b.wrapped, b.id)
         self._audit(s, 'rotate_keys', rewrapped=len(blobs), new_key=new)
-    for k in old: self.keyring.retire(k)
+    with self.catalog.session() as s:   # no data key is wrapped under `old` any more
+        s.get(Meta, 'keyring_check')
+        self.keyring.refresh()
+        for k in old:
+            if k in self.keyring.masters and k != self.keyring.current: self.keyring.retire(k)
     return {'key': new, 'rewrapped': len(blobs), 'retired': old}
 
 @patch_to(Hub)
 @checked
-def gc(self) -> list[str]:
-    "Remove blobs that no version refers to (left by an interrupted publish); return their ids."
+def gc(self, min_age_s:float=60, # temporary files younger than this many seconds are left alone: they may be writes in progress
+      ) -> list[str]:
+    "Remove blobs that no version refers to (left by an interrupted publish) and the temporary files of interrupted writes; return the blobs' ids."
     self._require_admin('collect garbage')
     with self.catalog.session() as s:
         used = set(s.scalars(sa.select(Version.blob_id))) | set(s.scalars(sa.select(Version.quarantine_blob_id)))
@@ -713,4 +734,9 @@ def gc(self) -> list[str]:
         for b in gone:
             self.store.delete(b)
             if row := s.get(Blob, b): s.delete(row)
+        cutoff, fs = time.time() - min_age_s, self.store.fs
+        partial = [p for p in fs.glob(f'{self.store.root}/*/*.tmp') if fs.modified(p).timestamp() <= cutoff]
+        for p in partial: fs.rm(p)
+        for p in (copies := self.keyring.leftovers(min_age_s)): p.unlink(missing_ok=True)
+    if partial or copies: log.info('gc removed %d partial blob files and %d stale keyring copies', len(partial), len(copies))
     return gone

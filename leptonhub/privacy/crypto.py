@@ -4,8 +4,8 @@
 
 # %% ../../nbs/privacy/30_crypto.ipynb #8fd18b67
 from __future__ import annotations
-import base64, json, os, secrets, struct
-from dataclasses import dataclass, field
+import base64, json, os, secrets, struct, time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -57,6 +57,18 @@ def seal(data:bytes|memoryview, # the plaintext
     return out
 
 # %% ../../nbs/privacy/30_crypto.ipynb #906783f1
+def _why(aes:AESGCM, part:memoryview, blob_id:str, chunk:int, i:int, n:int) -> str:
+    "Why chunk `i` of `n` failed authentication: the blob was cut after it, extended, its chunks reordered, or its bytes changed."
+    part = bytes(part)
+    def opens(j:int, last:bool) -> bool:
+        try: aes.decrypt(_nonce(j), part, _ad(blob_id, chunk, j, last)); return True
+        except InvalidTag: return False
+    last = i == n - 1
+    if opens(i, not last): return f'truncated: chunk {i} is not the last one; the chunks after it were cut off' if last else f'extended: chunk {i} is the last one, yet more follows it'
+    if (j := next((j for j in range(min(n + 1, 4096)) if j != i and (opens(j, False) or opens(j, True))), None)) is not None:
+        return f'chunk order: the chunk at position {i} belongs at position {j} (chunks were swapped or moved)'
+    return f'authentication tag mismatch: its bytes were changed{" or truncated" if last else ""}, or it was sealed with another key'
+
 def open_sealed(sealed:bytes|memoryview, # what `seal` returned
                 key:bytes, # the blob's data key
                 blob_id:str, # the identifier it was sealed under
@@ -77,7 +89,7 @@ def open_sealed(sealed:bytes|memoryview, # what `seal` returned
             end = pos + (b - a) + TAG
             aes.decrypt_into(_nonce(i), sealed[pos:end], _ad(blob_id, chunk, i, end == len(sealed)), view[a:b])
             pos = end
-    except InvalidTag: raise IntegrityError(f'blob {blob_id} failed authentication at chunk {i}: it was changed, truncated or sealed with another key') from None
+    except InvalidTag: raise IntegrityError(f'blob {blob_id} failed authentication at chunk {i}: {_why(aes, sealed[pos:end], blob_id, chunk, i, n_chunks)}') from None
     return out
 
 # %% ../../nbs/privacy/30_crypto.ipynb #d3020c00
@@ -98,9 +110,9 @@ def _kek(passphrase:str, salt:bytes, n:int=2**15, r:int=8, p:int=1) -> bytes:
 class Keyring:
     "The hub's master keys and named secrets, stored in one owner-only file."
     path: Path # the keyring file
-    masters: dict[str, bytes] # key id -> 32-byte master key
+    masters: dict[str, bytes] = field(repr=False) # key id -> 32-byte master key (never shown)
     current: str # id of the master key that wraps new data keys
-    secrets: dict[str, bytes] # name -> 32-byte secret (`SECRETS`)
+    secrets: dict[str, bytes] = field(repr=False) # name -> 32-byte secret (`SECRETS`; never shown)
     passphrase: str|None = field(default=None, repr=False) # set when the file is passphrase-protected
     stamp: tuple|None = field(default=None, repr=False, compare=False) # the file's identity when last read or written
 
@@ -124,9 +136,13 @@ class Keyring:
             salt, nonce = os.urandom(16), os.urandom(12)
             doc['scrypt'] = {'salt': _b64(salt), 'n': 2**15, 'r': 8, 'p': 1}
             doc['sealed'] = _b64(nonce + AESGCM(_kek(self.passphrase, salt)).encrypt(nonce, self._payload(), KEYRING_FORMAT.encode()))
-        with atomic_path(self.path) as tmp:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, 'w') as f: json.dump(doc, f)
+        try:
+            with atomic_path(self.path) as tmp:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, 'w') as f: json.dump(doc, f)
+        except OSError as e:
+            if e.errno is None: raise
+            raise OSError(e.errno, f'cannot write the keyring {self.path}: {e.strerror}; the keyring file is unchanged (free space or fix permissions, then try again)') from e
         self.stamp = _file_stamp(self.path)
         return self
 
@@ -172,11 +188,17 @@ def secret(self, name:str) -> bytes:
 
 # %% ../../nbs/privacy/30_crypto.ipynb #7bb4cbee
 @patch_to(Keyring)
+def _adopt(self, **changes) -> Keyring:
+    "Save the keyring with `changes` (`masters`, `current`, `passphrase`), then take them; a failed save changes nothing."
+    saved = replace(self, **changes).save()
+    self.masters, self.current, self.passphrase, self.stamp = saved.masters, saved.current, saved.passphrase, saved.stamp
+    return self
+
+@patch_to(Keyring)
 def rotate(self) -> str:
     "Add a new master key, make it current and save; return its id. Old keys stay until `retire`."
     kid = new_id('mk')
-    self.masters[kid], self.current = AESGCM.generate_key(256), kid
-    self.save()
+    self._adopt(masters={**self.masters, kid: AESGCM.generate_key(256)}, current=kid)
     return kid
 
 @patch_to(Keyring)
@@ -184,8 +206,7 @@ def retire(self, kid:str):
     "Remove master key `kid` (never the current one) and save."
     if kid == self.current: raise KeyringError('the current master key cannot be retired; rotate first')
     if kid not in self.masters: raise KeyringError(f'there is no master key {kid} to retire')
-    del self.masters[kid]
-    self.save()
+    self._adopt(masters={k: v for k, v in self.masters.items() if k != kid})
 
 @patch_to(Keyring)
 def rewrap(self, kid:str, wrapped:bytes, blob_id:str) -> tuple[str, bytes]:
@@ -203,8 +224,18 @@ def refresh(self) -> bool:
 @patch_to(Keyring)
 def change_passphrase(self, passphrase:str|None):
     "Protect the keyring file with a new passphrase (`None`: file permissions only) and save."
-    self.passphrase = passphrase
-    self.save()
+    self._adopt(passphrase=passphrase)
+
+@patch_to(Keyring)
+def leftovers(self, min_age_s:float=60, # only copies at least this old (a younger one may be a save in progress)
+             ) -> list[Path]:
+    "Temporary copies of the keyring file that saves cut short (a crash, a kill) left beside it; they may hold retired keys."
+    found, cutoff = [], time.time() - min_age_s
+    for p in self.path.parent.glob(f'.{self.path.name}.*.tmp'):
+        try:
+            if p.stat().st_mtime <= cutoff: found.append(p)
+        except FileNotFoundError: pass
+    return sorted(found)
 
 # %% ../../nbs/privacy/30_crypto.ipynb #a699cab2
 @dataclass(frozen=True)
