@@ -12,6 +12,7 @@ import numpy as np, pandas as pd, torch
 from ..core import atomic_path, jsonable, InputError
 from ..examples import heart_disease_files, heart_disease_schema, HEART_COLUMNS, HEART_SITES
 from ..platform.ingest import ingest, Cleaned
+from ..platform.schema import to_numeric
 from ..platform.hub import Hub
 from ..metrics.quality import score, write_report, summary
 from ..metrics.fairness import fairness
@@ -122,7 +123,7 @@ def experiment(data:pd.DataFrame, # records with `num` and `source` (the hospita
 
 # %% ../../nbs/apps/40_medical.ipynb #cc819f3f
 def _age_band(age) -> pd.Series:
-    return pd.cut(pd.to_numeric(age, errors='coerce'), [0, 50, 60, 120], right=False, labels=['under 50', '50-59', '60 and over']).astype(str)
+    return pd.cut(to_numeric(pd.Series(age)), [0, 50, 60, 120], right=False, labels=['under 50', '50-59', '60 and over']).astype(str)
 
 def compare_models(raw:pd.DataFrame, # the pooled records as the hospitals hold them (identifiers dropped)
                    anonymized:pd.DataFrame, # the institute's k-anonymous view, as read over HTTP
