@@ -38,6 +38,7 @@ pytest: $(STAMP) $(MATHJAX) $(CHROMIUM) ## the tests in tests/ (the docs site is
 stress: $(STAMP) services ## the long fault, fuzz and load runs (minutes): SIGKILL, disk-fault and concurrency campaigns, then the load test; figures in bench/results/
 	nice -n 10 $(BIN)/python bench/stress_crash.py --runs 200 --disk-runs 100 --concurrency-runs 5
 	nice -n 10 $(BIN)/python bench/load.py --seconds 30 --workers 4
+	LEPTONHUB_FUZZ_EXAMPLES=200 nice -n 10 $(BIN)/python -m pytest -q tests/test_fuzz_api.py
 
 docs: $(STAMP) $(MATHJAX) ## build the docs site from nbs/ into _site/ (offline; open _site/index.html)
 	$(BIN)/python docs/build.py --out _site
