@@ -13,7 +13,7 @@ each path would handle in 24 GiB is extrapolated from peak memory against rows o
 """
 from __future__ import annotations
 from results_io import RESULTS, finish
-import argparse, hashlib, json, os, platform, subprocess, sys, tempfile, threading, time
+import argparse, hashlib, json, os, platform, shutil, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 import numpy as np, pandas as pd
 
@@ -163,6 +163,7 @@ def measure(path:str, args, data:Path) -> dict:
         elif msg['phase'] == 'checked': out['check'] = msg
     rc = proc.wait()
     state['sampling'] = False; th.join()
+    shutil.rmtree(home.parent, ignore_errors=True)
     if rc: raise SystemExit(f'the {path} run failed (exit {rc})')
     out.pop('phase', None)
     step = max(1, len(state['series']) // 200)

@@ -16,6 +16,7 @@ def client():
     "Two worker processes, one thread each, for the whole module; every `compute()` goes to them."
     c = scale.connect('dask', workers=2)
     with dask.config.set(scheduler=c): yield c
+    c.close(); c.cluster.close()
 
 def plain(df:pd.DataFrame) -> pd.DataFrame:
     "Categories as their labels: the Dask release sorts its categories, the in-memory one orders them by class."
