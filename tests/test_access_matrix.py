@@ -252,7 +252,10 @@ CLI_ROLES = ('no_token', 'admin', 'owner', 'other_owner', 'ungranted', 'granted'
 # raises: AD AccessDenied, IE InputError, CE ConfigError, KE KeyringError. `pull`, `query` and `train` act as the holder of
 # $LEPTONHUB_TOKEN; the operator's commands act as the hub home's admin whatever the token (the keyring is their credential),
 # so they need the hub home; `quality`, `anonymize`, `risk` and `pii` without `--mode pseudonym` read only the file they are
-# given. `demo` builds its own hub in its --out folder and reads neither a hub home nor a token (see test_demo_reads_no_hub).
+# given. `demo` builds its own hub in its --out folder and reads neither a hub home nor a token (see test_demo_reads_no_hub);
+# the application commands (`support`, `sentiment`, `recommend`) learn from and score only the files they are given
+# (tests/test_cli_apps.py), so no caller's token changes what they may read.
+NO_HUB = {'demo', 'support', 'sentiment', 'recommend'}
 CLI = '''
 command               no_token        admin           owner           other_owner  ungranted  granted         other_view      expired_grant  revoked_grant  expired_token  revoked_token  wrong_token  remote
 pull                  ok/IE/IE/IE/IE  ok/IE/IE/IE/IE  ok/IE/IE/IE/IE  AD           AD         ok/ok/ok/ok/AD  AD              AD             AD             AD             AD             AD           CE
@@ -323,7 +326,7 @@ def fast_cli(monkeypatch):
 def test_cli_access_matrix(world, tmp_path, monkeypatch, fast_cli):
     home, tok = copy_world(world, tmp_path)
     expect = parse(CLI, CLI_ROLES)
-    assert {k.split()[0] for k, _, _ in expect} | {'demo'} == set(cli.COMMANDS)
+    assert {k.split()[0] for k, _, _ in expect} | NO_HUB == set(cli.COMMANDS)
     work = tmp_path/'work'
     work.mkdir()
     clinic_table(60, seed=3).to_csv(work/'visits.csv', index=False)
@@ -367,9 +370,10 @@ def test_cli_access_matrix(world, tmp_path, monkeypatch, fast_cli):
     save_counts('cli', counts)
 
 def test_demo_reads_no_hub():
-    "`demo` takes no token and no hub home: its source never opens one (it builds its own hub in --out)."
-    src = inspect.getsource(cli.demo)
-    assert '_hub(' not in src and 'LEPTONHUB' not in src and 'ENV_TOKEN' not in src
+    "`demo` and the application commands take no token and no hub home: their source never opens one (`demo` builds its own hub in --out)."
+    for name in NO_HUB:
+        src = inspect.getsource(cli.COMMANDS[name])
+        assert '_hub(' not in src and 'LEPTONHUB' not in src and 'ENV_TOKEN' not in src and 'Hub' not in src, name
 
 # ---------------------------------------------------------------------------------------------- Delta Sharing file links
 
