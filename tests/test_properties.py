@@ -182,7 +182,7 @@ def test_consumer_read_of_the_anonymized_view(clinic_hub, k, l, t):
     hub, raw = clinic_hub
     params = {'qi': ['age', 'sex', 'zip'], 'k': k, 'identifiers': ['patient'], **({'sensitive': 'diagnosis'} if l or t else {}),
               **({'l': l} if l else {}), **({'t': t} if t else {})}
-    g = hub.grant('clinic', to=f'lab-{k}-{l}-{t}', purpose='properties', view='anonymized', **params)
+    g = hub.grant('clinic', to=f"lab-{k}-{l}-{str(t).replace('.', '_')}", purpose='properties', view='anonymized', **params)
     out = hub.as_principal(g['token']).read('clinic', view='anonymized')
     check_served(raw, out, params['qi'], k, l, t, [])
 

@@ -217,7 +217,9 @@ class Frame(BaseModel):
     dtypes: dict[str, str]
     rows: list[list]
 
-class Health(BaseModel): status: Literal['ok']
+class Health(BaseModel):
+    "The server's answer to a health check."
+    status: Literal['ok']
 
 class Caller(BaseModel):
     "Who a token belongs to."
@@ -234,7 +236,9 @@ class GrantMade(BaseModel):
     expires_at: str|None = Field(description='ISO 8601; null for never')
     profile: dict|None = Field(None, description='the Delta Sharing profile, when asked for')
 
-class Revoked(BaseModel): revoked: int = Field(description='how many live grants ended')
+class Revoked(BaseModel):
+    "How many live grants a revocation ended."
+    revoked: int = Field(description='how many live grants ended')
 
 class AuditCheck(BaseModel):
     "The verdict on the audit chain."
