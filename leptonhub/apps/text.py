@@ -4,7 +4,7 @@
 
 # %% ../../nbs/apps/42_text.ipynb #75408860
 from __future__ import annotations
-import importlib.util, math, os, random, time
+import importlib.util, inspect, math, os, random, time
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch
@@ -106,8 +106,9 @@ def embed(texts, # a list, array or Series of strings
 METHODS = ('auto', 'finetune', 'embed', 'tfidf')
 
 def resolve_method(method:str) -> str:
-    "The method that will run for `method`: 'auto' is 'finetune' where the sentence model is installed, else 'tfidf'."
-    if method not in METHODS: raise InputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    "The method that will run for `method`: 'auto' is 'finetune' where the sentence model is installed, else 'tfidf'; 'a+b' an ensemble."
+    if isinstance(method, str) and '+' in method: return '+'.join(map(resolve_method, method.split('+')))
+    if method not in METHODS: raise InputError(f"method must be one of {', '.join(METHODS)}, not {method!r} (an ensemble joins several with '+', e.g. 'finetune+tfidf')")
     if method == 'auto': return 'finetune' if has_encoder() else 'tfidf'
     if method != 'tfidf': _need_encoder()
     return method
@@ -197,7 +198,7 @@ def _warmup_linear(step:int, total:int, warmup:float=0.1) -> float:
 # %% ../../nbs/apps/42_text.ipynb #3b2e265b
 class TextClassifier:
     "Learn labels from texts: fine-tuned MiniLM, frozen embeddings with logistic regression, or TF-IDF with logistic regression."
-    def __init__(self, method:str='auto', # 'auto', 'finetune', 'embed' or 'tfidf' (see `resolve_method`)
+    def __init__(self, method:str='auto', # 'auto', 'finetune', 'embed', 'tfidf', or several joined with '+' (see `resolve_method`)
                  epochs:int=4, # fine-tuning: passes over the training texts
                  seed:int=0, # random seed
                  device:str|None=None, # fine-tuning and embedding: default `default_device()`
@@ -216,6 +217,15 @@ class TextClassifier:
         self.method_ = resolve_method(method)
 
     def __repr__(self): return f"TextClassifier(method={self.method!r}{'' if self.method == self.method_ else f' → {self.method_!r}'})"
+
+    @property
+    def members(self) -> list[str]:
+        "The methods of the ensemble's members, in order; one for a single model."
+        return self.method_.split('+')
+
+    def settings(self) -> dict:
+        "The settings this classifier was made with, but its method."
+        return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k not in ('self', 'method')}
 
 # %% ../../nbs/apps/42_text.ipynb #cb8ce78e
 def _pad(tok, ids:list, b:np.ndarray, device) -> dict:
@@ -325,7 +335,10 @@ def fit(self:TextClassifier, texts, # training texts: a list, array or Series of
     self.classes_ = _classes(y)
     code = {c: i for i, c in enumerate(self.classes_.tolist())}
     y, t0, self.history_ = np.array([code[c] for c in y.tolist()]), time.perf_counter(), []
-    if self.method_ == 'tfidf':
+    if len(self.members) > 1:
+        self.members_ = [TextClassifier(m, **self.settings() | {'seed': self.seed + j}).fit(texts, labels) for j, m in enumerate(self.members)]
+        self.model_ = self.members_
+    elif self.method_ == 'tfidf':
         from sklearn.pipeline import make_pipeline
         self.model_ = make_pipeline(tfidf_features(), _logistic(self.C or 10.0, self.seed)).fit(texts, y)
     elif self.method_ == 'embed':
@@ -342,6 +355,7 @@ def predict_proba(self:TextClassifier, texts, # a list, array or Series of strin
     "The probability of each class in `classes_` for each text."
     if not hasattr(self, 'model_'): raise InputError('this TextClassifier is not fitted yet: call fit(texts, labels) first')
     texts = check_texts(texts)
+    if len(self.members) > 1: return np.mean([m.predict_proba(texts) for m in self.members_], 0)
     if self.method_ == 'tfidf': return self.model_.predict_proba(texts)
     if self.method_ == 'embed': return self.model_.predict_proba(embed(texts, device=self.device))
     ids = self.tokenizer_(texts, truncation=True, max_length=self.max_length)['input_ids']
@@ -358,8 +372,9 @@ def predict(self:TextClassifier, texts, # a list, array or Series of strings
 @patch
 def transform(self:TextClassifier, texts, # a list, array or Series of strings
              ) -> np.ndarray: # float32, rows of length 1
-    "The texts' vectors as the classifier sees them: the fine-tuned encoder's, or the sentence model's for 'embed'."
-    if self.method_ == 'tfidf': raise InputError("a 'tfidf' classifier has no sentence vectors; use method='embed' or 'finetune'")
+    "The texts' vectors as the classifier sees them: the fine-tuned encoder's, or the sentence model's for 'embed' (an ensemble: its first such member's)."
+    if hasattr(self, 'members_') and (vec := [m for m in self.members_ if m.method_ != 'tfidf']): return vec[0].transform(texts)
+    if self.method_ == 'tfidf' or set(self.members) == {'tfidf'}: raise InputError("a 'tfidf' classifier has no sentence vectors; use method='embed' or 'finetune'")
     if self.method_ == 'embed' or not hasattr(self, 'model_'): return embed(texts, device=self.device)
     ids = self.tokenizer_(check_texts(texts), truncation=True, max_length=self.max_length)['input_ids']
     return _run(self.model_, self.tokenizer_, ids, next(self.model_.parameters()).device, 'pool').astype(np.float32)
