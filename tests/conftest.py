@@ -7,3 +7,13 @@ def hub_home(tmp_path, monkeypatch):
     home = tmp_path/'hub'
     monkeypatch.setenv('LEPTONHUB_HOME', str(home))
     return home
+
+@pytest.fixture(scope='module')
+def one_thread():
+    "Run a module's models on one thread: small batches are fastest so, and the test machine's cores are shared."
+    import torch
+    from threadpoolctl import threadpool_limits
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1): yield
+    torch.set_num_threads(n)

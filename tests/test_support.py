@@ -6,19 +6,12 @@ classifier would answer wrongly, and every bad file must raise an `InputError` t
 """
 from __future__ import annotations
 import json
-import numpy as np, pandas as pd, pytest, torch
-from threadpoolctl import threadpool_limits
+import numpy as np, pandas as pd, pytest
 from leptonhub.core import InputError
 from leptonhub.apps.support import (FALLBACK, Retriever, SupportBot, _holdout, answer_templates, choose_threshold, clinc150_small, decide,
                                     evaluate_files, in_scope_accuracy, oos_recall, render, support_metrics, threshold_curve)
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Small batches run fastest on one thread, and the test machine's cores are shared."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1): yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 @pytest.fixture(scope='module')
 def data():

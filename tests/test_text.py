@@ -6,8 +6,7 @@ the problem; with the sentence model hidden, 'auto' must fall back to TF-IDF and
 """
 from __future__ import annotations
 from pathlib import Path
-import numpy as np, pandas as pd, pytest, torch
-from threadpoolctl import threadpool_limits
+import numpy as np, pandas as pd, pytest
 import leptonhub
 from leptonhub.core import ConfigError, InputError
 from leptonhub.apps import text
@@ -16,13 +15,7 @@ from leptonhub.apps.text import (ENV_MODEL, TextClassifier, _batches, _warmup_li
 
 SMALL = Path(leptonhub.__file__).parent/'data'/'clinc150_small'
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Small batches run fastest on one thread, and the test machine's cores are shared."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1): yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 @pytest.fixture(scope='module')
 def bank():

@@ -12,19 +12,12 @@ from types import SimpleNamespace
 import numpy as np, pandas as pd, pytest, torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
-from threadpoolctl import threadpool_limits
 from leptonhub.core import InputError
 from leptonhub.apps.train import (DPConfig, TabularMLP, evaluate, exposure, fit, membership_attack, mlp_for, model_card, seed_everything,
                                   sklearn_baseline, split_rows, train_epoch)
 from leptonhub.platform import data
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Tiny models train fastest on one thread, and the test machine's cores are shared."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1): yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 def ring(n=384, seed=0) -> TensorDataset:
     "Points in the plane; class 1 inside a ring (not linearly separable)."
