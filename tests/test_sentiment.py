@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import numpy as np, pandas as pd, pytest
 from leptonhub.core import InputError
-from leptonhub.apps.sentiment import (SENTIMENTS, TOPICS, alert_records, cashtags, classify_stream, detect, evaluate_files, finance_tweets,
+from leptonhub.apps.sentiment import (SENTIMENTS, TOPICS, alert_records, cashtags, classify_stream, detect, evaluate, evaluate_files, finance_tweets,
                                       label_names, monitor, monitor_file, negative_labels, parse_times, scores, sentiment_model,
                                       synthetic_stream, tail_z, topic_model, windowed)
+from leptonhub.apps.text import TextClassifier
 
 SURGE = pd.Timestamp('2026-03-05 13:00')
 
@@ -70,6 +71,15 @@ def test_evaluate_files(tmp_path):
     assert r['method'] == 'tfidf' and r['n_train'] == 1500 and r['n_test'] == 500 and r['classes'] == ['0', '1', '2']
     assert r['accuracy'] > 0.72 and r['macro_f1'] > 0.6 and r['seconds'] >= r['fit_seconds'] > 0
     json.dumps(r)
+
+def test_evaluate_scores_an_ensemble_and_each_member():
+    "The ensemble's accuracy is its own prediction's, each member's is that member's alone."
+    tr, va = finance_tweets('sentiment', 'train').iloc[::10], finance_tweets('sentiment', 'valid').iloc[::5]
+    r = evaluate(tr, va, method='embed+tfidf', seed=3)
+    clf = TextClassifier('embed+tfidf', seed=3).fit(tr['text'], tr['label'])
+    acc = lambda m: scores(va['label'], m.predict(va['text']))['accuracy']
+    assert list(r['members']) == ['0: embed', '1: tfidf'] and r['members'] == {'0: embed': acc(clf.members_[0]), '1: tfidf': acc(clf.members_[1])}
+    assert r['accuracy'] == acc(clf) and r['accuracy'] > 0.7
 
 def test_evaluate_files_bad_input(tmp_path):
     good = tmp_path/'good.csv'

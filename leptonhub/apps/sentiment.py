@@ -115,10 +115,12 @@ def evaluate(train:pd.DataFrame, # the training rows
     m = TextClassifier(method, **kw).fit(train[text].astype(str).tolist(), train[label].tolist())
     t1 = _time.perf_counter()
     texts, truth = test[text].astype(str).tolist(), test[label].tolist()
-    pred = m.predict(texts)
+    parts = getattr(m, 'members_', [])
+    probas = [k.predict_proba(texts) for k in parts] or [m.predict_proba(texts)]     # an ensemble's members are predicted once
+    pred = m.classes_[np.mean(probas, 0).argmax(1)]
     t2 = _time.perf_counter()
     s = scores(truth, pred)
-    members = {f'{j}: {k.method_}': scores(truth, k.predict(texts))['accuracy'] for j, k in enumerate(getattr(m, 'members_', []))}
+    members = {f'{j}: {k.method_}': scores(truth, m.classes_[p.argmax(1)])['accuracy'] for j, (k, p) in enumerate(zip(parts, probas))}
     return {'accuracy': s['accuracy'], 'macro_f1': s['macro_f1'], 'seconds': t2 - t0, 'fit_seconds': t1 - t0, 'predict_seconds': t2 - t1,
             'method': m.method_, 'members': members, 'n_train': len(train), 'n_test': len(test), 'classes': [str(c) for c in m.classes_], 'f1': s['f1']}
 
