@@ -22,8 +22,8 @@ def main(data:Path, tasks:list[str], method:str, epochs:int, device:str|None, na
     from leptonhub.apps.sentiment import evaluate
     from leptonhub.apps.text import default_device, resolve_method
     ours = resolve_method(method)
-    options = options or {}
-    res = {'data': str(data), 'method': method, 'resolved_method': ours, 'epochs': epochs if 'finetune' in ours.split('+') else None, 'seed': seed, 'options': options,
+    tuned, options = 'finetune' in ours.split('+'), options or {}
+    res = {'data': str(data), 'method': method, 'resolved_method': ours, 'epochs': epochs if tuned else None, 'seed': seed, 'options': options,
            'device': device or default_device(), 'torch_threads': torch.get_num_threads(), 'cpus': os.cpu_count(),
            'load_average_at_start': os.getloadavg(), 'python': platform.python_version(), 'torch': torch.__version__,
            'published': {'model': 'FinBERT-tone fine-tuned (model cards of the zeroshot Twitter Financial News datasets)', 'accuracy': PUBLISHED}}
@@ -31,7 +31,7 @@ def main(data:Path, tasks:list[str], method:str, epochs:int, device:str|None, na
     for task in tasks:
         train, valid = (pd.read_csv(data/f'{task}_{s}.csv') for s in ('train', 'valid'))
         res[task] = {'n_train': len(train), 'n_test': len(valid), 'published_accuracy': PUBLISHED[task]}
-        mine = {'epochs': epochs, 'device': device, 'seed': seed, 'progress': False, **options} if 'finetune' in ours.split('+') else {'device': device, 'seed': seed, **options}
+        mine = {'epochs': epochs, 'device': device, 'seed': seed, 'progress': False, **options} if tuned else {'device': device, 'seed': seed, **options}
         for label, m, kw in ((ours, ours, mine),
                              ('tfidf', 'tfidf', {'seed': seed})):
             if label in res[task]: continue

@@ -62,15 +62,16 @@ def run(spec:str, d:dict, args) -> list[tuple[dict, np.ndarray, np.ndarray, np.n
     clf = TextClassifier(method, seed=args.seed, **kw).fit(d['train'].text, d['train'].intent)
     fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
     t1 = time.perf_counter()
-    pv, pt = clf.predict_proba(d['val'].text), clf.predict_proba(d['test'].text)
+    per = [clf.member_probas(d[s].text) for s in ('val', 'test')]          # each member's probabilities, computed once
+    pv, pt = (np.mean(p, 0) for p in per)
     predict_s = time.perf_counter() - t1
     print(f'{name}: {fit_s:.0f} s to train ({fit_cpu:.0f} s of CPU), {predict_s:.0f} s to predict {len(pv) + len(pt):,} questions', flush=True)
     out = score(name, clf.classes_, pv, pt, d, args.max_loss)
     out |= {'seconds': fit_s + predict_s * len(pt) / (len(pv) + len(pt)), 'fit_seconds': fit_s, 'fit_cpu_seconds': fit_cpu,
             'predict_seconds_per_1000': 1000 * predict_s / (len(pv) + len(pt)), 'train_loss_per_epoch': [round(h, 4) for h in clf.history_]}
-    members = [(score(f'member {j}: {m.method_} (seed {m.seed})', m.classes_, m.predict_proba(d['val'].text), m.predict_proba(d['test'].text), d, args.max_loss)
+    members = [(score(f'member {j}: {m.method_} (seed {m.seed})', m.classes_, mv, mt, d, args.max_loss)
                 | {'fit_seconds': m.fit_seconds_, 'train_loss_per_epoch': [round(h, 4) for h in m.history_]}, m.classes_, None, None)
-               for j, m in enumerate(getattr(clf, 'members_', []))]
+               for j, (m, mv, mt) in enumerate(zip(getattr(clf, 'members_', []), *per))]
     return [(out, clf.classes_, pv, pt)] + members
 
 def main(argv=None) -> int:

@@ -116,7 +116,7 @@ def evaluate(train:pd.DataFrame, # the training rows
     t1 = _time.perf_counter()
     texts, truth = test[text].astype(str).tolist(), test[label].tolist()
     parts = getattr(m, 'members_', [])
-    probas = [k.predict_proba(texts) for k in parts] or [m.predict_proba(texts)]     # an ensemble's members are predicted once
+    probas = m.member_probas(texts)                                            # an ensemble's members are predicted once
     pred = m.classes_[np.mean(probas, 0).argmax(1)]
     t2 = _time.perf_counter()
     s = scores(truth, pred)

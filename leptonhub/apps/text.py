@@ -355,12 +355,18 @@ def predict_proba(self:TextClassifier, texts, # a list, array or Series of strin
     "The probability of each class in `classes_` for each text."
     if not hasattr(self, 'model_'): raise InputError('this TextClassifier is not fitted yet: call fit(texts, labels) first')
     texts = check_texts(texts)
-    if len(self.members) > 1: return np.mean([m.predict_proba(texts) for m in self.members_], 0)
+    if len(self.members) > 1: return np.mean(self.member_probas(texts), 0)
     if self.method_ == 'tfidf': return self.model_.predict_proba(texts)
     if self.method_ == 'embed': return self.model_.predict_proba(embed(texts, device=self.device))
     ids = self.tokenizer_(texts, truncation=True, max_length=self.max_length)['input_ids']
     z = _run(self.model_, self.tokenizer_, ids, next(self.model_.parameters()).device)
     return torch.softmax(torch.as_tensor(z, dtype=torch.float64), 1).numpy()
+
+@patch
+def member_probas(self:TextClassifier, texts, # a list, array or Series of strings
+                 ) -> list[np.ndarray]: # one (n, len(classes_)) array per member
+    "Each member's class probabilities for each text (a single model: its own); `predict_proba` is their mean."
+    return [m.predict_proba(texts) for m in self.members_] if len(self.members) > 1 else [self.predict_proba(texts)]
 
 @patch
 def predict(self:TextClassifier, texts, # a list, array or Series of strings
@@ -374,7 +380,7 @@ def transform(self:TextClassifier, texts, # a list, array or Series of strings
              ) -> np.ndarray: # float32, rows of length 1
     "The texts' vectors as the classifier sees them: the fine-tuned encoder's, or the sentence model's for 'embed' (an ensemble: its first such member's)."
     if hasattr(self, 'members_') and (vec := [m for m in self.members_ if m.method_ != 'tfidf']): return vec[0].transform(texts)
-    if self.method_ == 'tfidf' or set(self.members) == {'tfidf'}: raise InputError("a 'tfidf' classifier has no sentence vectors; use method='embed' or 'finetune'")
+    if set(self.members) == {'tfidf'}: raise InputError("a 'tfidf' classifier has no sentence vectors; use method='embed' or 'finetune'")
     if self.method_ == 'embed' or not hasattr(self, 'model_'): return embed(texts, device=self.device)
     ids = self.tokenizer_(check_texts(texts), truncation=True, max_length=self.max_length)['input_ids']
     return _run(self.model_, self.tokenizer_, ids, next(self.model_.parameters()).device, 'pool').astype(np.float32)
